@@ -1,0 +1,1 @@
+"""recsys: an event-driven recommendation system (encoder, recommender, monitor)."""

@@ -1,0 +1,1 @@
+"""The encoder service: text and interactions into vectors in Qdrant."""

@@ -1,0 +1,1 @@
+"""The monitor service: drift and anomalies of the stored vectors."""

@@ -1,0 +1,1 @@
+"""The recommender service: similar-items, for-you and search feeds from Qdrant."""

@@ -1,0 +1,94 @@
+"""gRPC server plumbing every service uses: health, reflection, error mapping, graceful shutdown."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from recsys.shared.errors import InvalidRequest, NotFound, Overloaded, Unavailable
+from recsys.shared.logs import log_event
+
+_log = logging.getLogger(__name__)
+
+# Messages past this are RESOURCE_EXHAUSTED before any handler runs.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+_STATUS = {
+    InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
+}
+
+Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
+
+
+def status_for(exc: BaseException) -> grpc.StatusCode | None:
+    """The status code a domain error maps to, or None for an unexpected error."""
+    for kind, code in _STATUS.items():
+        if isinstance(exc, kind):
+            return code
+    return None
+
+
+def maps_errors(method: Handler) -> Handler:
+    """Decorates a unary servicer method: domain errors become their status code with the error's message."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await method(self, request, context)
+        except Exception as exc:
+            code = status_for(exc)
+            if code is None:
+                log_event(_log, "rpc_failed", logging.ERROR, method=method.__name__, error=repr(exc))
+                await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
+            await context.abort(code, str(exc))  # type: ignore[arg-type]
+
+    return wrapper  # type: ignore[return-value]
+
+
+class GrpcServer:
+    """An aio server with standard health and reflection; create it inside the running event loop."""
+
+    def __init__(self, address: str, service_names: Iterable[str], max_concurrent_rpcs: int | None = None) -> None:
+        self.address = address
+        self.service_names = list(service_names)
+        self.server = grpc.aio.server(
+            maximum_concurrent_rpcs=max_concurrent_rpcs,
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ],
+        )
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
+        )
+        self.port = 0
+
+    async def start(self) -> int:
+        """Binds and starts serving (health NOT_SERVING until set_serving); returns the bound port."""
+        self.port = self.server.add_insecure_port(self.address)
+        await self.set_serving(False)
+        await self.server.start()
+        log_event(_log, "grpc_started", address=self.address, port=self.port, services=self.service_names)
+        return self.port
+
+    async def set_serving(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ["", *self.service_names]:
+            await self.health.set(name, status)
+
+    async def stop(self, grace_s: float) -> None:
+        """Refuses new calls, lets in-flight calls finish for up to grace_s."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace_s)
+        log_event(_log, "grpc_stopped", port=self.port)

@@ -1,0 +1,63 @@
+"""Settings every service shares: where Redis and Qdrant are, stream names and consumer policy.
+
+Each service has one settings class built on ConnectionSettings; every field can be set with
+an environment variable named RECSYS_<FIELD> (for example RECSYS_REDIS_URL).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_consumer_name() -> str:
+    # Unique per process so two replicas never share a pending list.
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class ConnectionSettings(BaseSettings):
+    """Connections and stream consumption, common to all services."""
+
+    model_config = SettingsConfigDict(env_prefix="RECSYS_", extra="ignore")
+
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis holding the streams.")
+    qdrant_url: str = Field("", description="Qdrant server URL; empty runs Qdrant embedded under data_dir.")
+    qdrant_api_key: str = Field("", description="API key for the Qdrant server, if it needs one.")
+    data_dir: Path = Field(Path("recsys-data"), description="Embedded Qdrant and monitor state live here.")
+    stream_prefix: str = Field("recsys", description="Streams are <prefix>:items, <prefix>:interactions, ...")
+    consumer_name: str = Field(default_factory=_default_consumer_name, description="This process in its groups.")
+    consumer_max_records: int = Field(16, ge=1, description="Entries one read moves into this consumer's pending list.")
+    consumer_claim_idle_ms: int = Field(
+        30_000, ge=100, description="An entry pending this long (its consumer died) is claimed by another."
+    )
+    consumer_max_deliveries: int = Field(
+        5, ge=1, description="After this many failed deliveries an entry goes to the dead-letter stream."
+    )
+    consumer_concurrency: int = Field(16, ge=1, description="Entries one subscriber handles at once.")
+    embeddings_stream_maxlen: int = Field(100_000, ge=1000, description="Approximate cap of the notice stream.")
+    behavior_dims: int = Field(64, ge=8, le=1024, description="Dimensions of the collaborative behavior space.")
+    grpc_grace_s: float = Field(5.0, ge=0, description="On SIGTERM, in-flight calls get this long to finish.")
+    log_level: str = Field("INFO", description="Python log level.")
+
+    @property
+    def streams(self) -> StreamNames:
+        return StreamNames(self.stream_prefix)
+
+
+class StreamNames:
+    """The Redis stream keys under one prefix."""
+
+    def __init__(self, prefix: str) -> None:
+        self.items = f"{prefix}:items"
+        self.interactions = f"{prefix}:interactions"
+        self.embeddings = f"{prefix}:embeddings"
+        self.alerts = f"{prefix}:alerts"
+
+    @staticmethod
+    def dead_letter(stream: str) -> str:
+        """The dead-letter stream of an input stream."""
+        return f"{stream}:dead-letter"

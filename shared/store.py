@@ -1,0 +1,74 @@
+"""The vector store: one Qdrant client (server by URL, or embedded under the data folder) and the collection layout."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from qdrant_client import AsyncQdrantClient, models
+
+from recsys.shared.logs import log_event
+
+ITEMS = "items"
+USERS = "users"
+
+# Named vectors. Content space: the text model's; behavior space: the collaborative one.
+CONTENT = "content"
+BEHAVIOR = "behavior"
+TASTE = "taste"
+SESSION = "session"
+
+_log = logging.getLogger(__name__)
+
+
+class VectorStore:
+    """Owns the Qdrant client that every service in the process uses."""
+
+    def __init__(self, client: AsyncQdrantClient, location: str) -> None:
+        self.client = client
+        self.location = location
+
+    @classmethod
+    def connect(cls, qdrant_url: str, data_dir: Path, api_key: str = "") -> VectorStore:
+        """A server when a URL is given; otherwise embedded on disk (one process only: it locks the folder)."""
+        if qdrant_url:
+            return cls(AsyncQdrantClient(url=qdrant_url, api_key=api_key or None, timeout=30), qdrant_url)
+        path = data_dir / "qdrant"
+        path.mkdir(parents=True, exist_ok=True)
+        return cls(AsyncQdrantClient(path=str(path)), f"embedded:{path}")
+
+    @classmethod
+    def in_memory(cls) -> VectorStore:
+        """Embedded and in memory: for tests."""
+        return cls(AsyncQdrantClient(":memory:"), "embedded:memory")
+
+    async def ensure_collections(self, content_dims: int, behavior_dims: int) -> None:
+        """Creates the items and users collections when they do not exist yet."""
+        layouts = {
+            ITEMS: {CONTENT: content_dims, BEHAVIOR: behavior_dims},
+            USERS: {TASTE: content_dims, SESSION: content_dims, BEHAVIOR: behavior_dims},
+        }
+        for name, vectors in layouts.items():
+            if await self.client.collection_exists(name):
+                continue
+            await self.client.create_collection(
+                name,
+                vectors_config={
+                    vector: models.VectorParams(size=dims, distance=models.Distance.COSINE)
+                    for vector, dims in vectors.items()
+                },
+            )
+            log_event(_log, "collection_created", collection=name, vectors=vectors, location=self.location)
+        # Indexes make attribute filters cheap on a server; embedded mode ignores them.
+        for field in ("item_id", "category", "tags"):
+            await self.client.create_payload_index(ITEMS, field, models.PayloadSchemaType.KEYWORD)
+
+    async def is_reachable(self) -> bool:
+        try:
+            await self.client.get_collections()
+        except Exception:  # any failure means not ready, whatever its kind
+            return False
+        return True
+
+    async def close(self) -> None:
+        await self.client.close()

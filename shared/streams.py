@@ -1,0 +1,140 @@
+"""Stream consumption with FastStream: consumer groups, a reader and a claimer per consumer, dead letters.
+
+Delivery is at least once: an entry is acked only when its handler returned. A handler raises
+MalformedEvent for an entry that can never succeed (dead-lettered at once), any other exception
+for a failure worth retrying (the entry stays pending; a claimer picks it up again after
+claim_idle_ms, and after max_deliveries it is dead-lettered). Nothing stops the consumer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from faststream.redis import RedisBroker, RedisStreamMessage, StreamSub
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from recsys.shared.events import MalformedEvent
+from recsys.shared.logs import log_event
+from recsys.shared.settings import ConnectionSettings, StreamNames
+
+# A handler gets the entry's fields (decoded) and its stream entry id.
+EntryHandler = Callable[[dict[str, str], str], Awaitable[None]]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ConsumerPolicy:
+    """How one consumer reads, retries and gives up."""
+
+    max_records: int = 16
+    claim_idle_ms: int = 30_000
+    max_deliveries: int = 5
+    concurrency: int = 16
+    polling_interval_ms: int = 100
+
+    @classmethod
+    def from_settings(cls, settings: ConnectionSettings) -> ConsumerPolicy:
+        return cls(
+            max_records=settings.consumer_max_records,
+            claim_idle_ms=settings.consumer_claim_idle_ms,
+            max_deliveries=settings.consumer_max_deliveries,
+            concurrency=settings.consumer_concurrency,
+        )
+
+
+async def ensure_group(redis: Redis, stream: str, group: str) -> None:
+    """Creates the group at the start of the stream, so a backlog published before the first start is read."""
+    try:
+        await redis.xgroup_create(stream, group, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def _decode(raw: dict[bytes, bytes]) -> dict[str, str]:
+    return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in raw.items()}
+
+
+class StreamConsumer:
+    """One consumer in one group of one stream: a reader for new entries and a claimer for abandoned ones."""
+
+    def __init__(
+        self,
+        broker: RedisBroker,
+        redis: Redis,
+        *,
+        stream: str,
+        group: str,
+        consumer: str,
+        handler: EntryHandler,
+        policy: ConsumerPolicy,
+    ) -> None:
+        self.stream = stream
+        self.group = group
+        self.dead_letter_stream = StreamNames.dead_letter(stream)
+        self._redis = redis
+        self._handler = handler
+        self._policy = policy
+        common = {"group": group, "consumer": consumer, "max_records": policy.max_records}
+        reader = broker.subscriber(
+            stream=StreamSub(stream, polling_interval=policy.polling_interval_ms, **common),  # type: ignore[arg-type]
+            max_workers=policy.concurrency,
+        )
+        # XAUTOCLAIM only: it never reads new entries, hence a second subscriber.
+        claimer = broker.subscriber(
+            stream=StreamSub(
+                stream, polling_interval=max(policy.polling_interval_ms, 500), min_idle_time=policy.claim_idle_ms, **common  # type: ignore[arg-type]
+            ),
+            max_workers=policy.concurrency,
+        )
+        reader(self._on_entry)
+        claimer(self._on_entry)
+
+    async def prepare(self) -> None:
+        """Creates the group; call before the broker starts."""
+        await ensure_group(self._redis, self.stream, self.group)
+
+    async def _on_entry(self, msg: RedisStreamMessage) -> None:
+        raw = msg.raw_message
+        entry_id = raw["message_ids"][0].decode()
+        fields = _decode(raw["data"])
+        deliveries = await self._delivery_count(entry_id)
+        if deliveries > self._policy.max_deliveries:
+            await self._dead_letter(fields, entry_id, deliveries, f"gave up after {deliveries - 1} failed deliveries")
+            return
+        try:
+            await self._handler(fields, entry_id)
+        except MalformedEvent as exc:
+            await self._dead_letter(fields, entry_id, deliveries, str(exc))
+        except Exception as exc:
+            if deliveries >= self._policy.max_deliveries:
+                await self._dead_letter(
+                    fields, entry_id, deliveries, f"failed {deliveries} deliveries, last error: {exc!r}"
+                )
+                return
+            log_event(
+                _log, "entry_failed", logging.WARNING, stream=self.stream, entry_id=entry_id,
+                deliveries=deliveries, error=repr(exc),
+            )
+            raise  # stays pending; the claimer retries it after claim_idle_ms
+
+    async def _delivery_count(self, entry_id: str) -> int:
+        pending = await self._redis.xpending_range(self.stream, self.group, min=entry_id, max=entry_id, count=1)
+        return int(pending[0]["times_delivered"]) if pending else 1
+
+    async def _dead_letter(self, fields: dict[str, str], entry_id: str, deliveries: int, reason: str) -> None:
+        record = {
+            **fields,
+            "dead_letter_reason": reason,
+            "dead_letter_source_stream": self.stream,
+            "dead_letter_source_id": entry_id,
+            "dead_letter_deliveries": str(deliveries),
+            "dead_letter_at": f"{time.time():.3f}",
+        }
+        await self._redis.xadd(self.dead_letter_stream, record)  # type: ignore[arg-type]
+        log_event(_log, "entry_dead_lettered", logging.WARNING, stream=self.stream, entry_id=entry_id, reason=reason[:300])
