@@ -77,14 +77,23 @@ class EncoderClient(_Channel):
         truncate: bool = True,
         timeout: float | None = 30.0,
     ) -> list[list[float]]:
-        response = await self.embed_raw(texts, normalize=normalize, dimensions=dimensions, truncate=truncate, timeout=timeout)
+        response = await self.embed_raw(
+            texts, normalize=normalize, dimensions=dimensions, truncate=truncate, timeout=timeout
+        )
         return [list(e.values) for e in response.embeddings]
 
     async def embed_raw(
-        self, texts: Sequence[str], *, normalize: bool = True, dimensions: int = 0, truncate: bool = True,
+        self,
+        texts: Sequence[str],
+        *,
+        normalize: bool = True,
+        dimensions: int = 0,
+        truncate: bool = True,
         timeout: float | None = 30.0,
     ) -> encoder_pb2.EmbedResponse:
-        request = encoder_pb2.EmbedRequest(texts=list(texts), normalize=normalize, dimensions=dimensions, truncate=truncate)
+        request = encoder_pb2.EmbedRequest(
+            texts=list(texts), normalize=normalize, dimensions=dimensions, truncate=truncate
+        )
         return await self.stub.Embed(request, timeout=timeout)
 
     async def model_info(self) -> encoder_pb2.GetModelInfoResponse:
@@ -99,7 +108,12 @@ class RecommenderClient(_Channel):
         self.stub = recommender_pb2_grpc.RecommenderServiceStub(self.channel)
 
     async def similar_items(
-        self, item_id: str, limit: int = 10, *, where: dict[str, Any] | None = None, exclude: Iterable[str] = (),
+        self,
+        item_id: str,
+        limit: int = 10,
+        *,
+        where: dict[str, Any] | None = None,
+        exclude: Iterable[str] = (),
     ) -> recommender_pb2.SimilarItemsResponse:
         return await self.stub.SimilarItems(
             recommender_pb2.SimilarItemsRequest(
@@ -109,7 +123,12 @@ class RecommenderClient(_Channel):
         )
 
     async def for_you(
-        self, user_id: str, limit: int = 10, *, where: dict[str, Any] | None = None, exclude: Iterable[str] = (),
+        self,
+        user_id: str,
+        limit: int = 10,
+        *,
+        where: dict[str, Any] | None = None,
+        exclude: Iterable[str] = (),
     ) -> recommender_pb2.ForYouResponse:
         return await self.stub.ForYou(
             recommender_pb2.ForYouRequest(
@@ -119,7 +138,12 @@ class RecommenderClient(_Channel):
         )
 
     async def search_items(
-        self, text: str, limit: int = 10, *, where: dict[str, Any] | None = None, exclude: Iterable[str] = (),
+        self,
+        text: str,
+        limit: int = 10,
+        *,
+        where: dict[str, Any] | None = None,
+        exclude: Iterable[str] = (),
     ) -> recommender_pb2.SearchItemsResponse:
         return await self.stub.SearchItems(
             recommender_pb2.SearchItemsRequest(

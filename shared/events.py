@@ -145,7 +145,7 @@ def _payload(fields: dict[str, str]) -> dict[str, Any]:
     return payload
 
 
-def _validate(model: type[_Event], payload: dict[str, Any], name: str) -> Any:
+def _validate(model: type[BaseModel], payload: dict[str, Any], name: str) -> Any:
     try:
         return model.model_validate(payload)
     except ValidationError as exc:
@@ -203,4 +203,5 @@ class EmbeddingNotice(BaseModel):
 
     @classmethod
     def from_fields(cls, fields: dict[str, str]) -> EmbeddingNotice:
-        return _validate(cls, _payload(fields), "embedding notice")  # type: ignore[no-any-return]
+        notice: EmbeddingNotice = _validate(cls, _payload(fields), "embedding notice")
+        return notice

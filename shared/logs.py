@@ -41,7 +41,7 @@ def configure_logging(level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Libraries that log every request at INFO drown the events that matter.
-    for noisy in ("httpx", "faststream", "faststream.access.redis"):
+    for noisy in ("httpx", "faststream", "faststream.access.redis", "recsys.broker"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -1,4 +1,19 @@
-"""The vector store: one Qdrant client (server by URL, or embedded under the data folder) and the collection layout."""
+"""The vector store: one Qdrant client (server by URL, or embedded under the data folder) and the collection layout.
+
+Payload of an `items` point (written by the encoder, read by the recommender and monitor):
+    item_id, title, category, tags[], attributes{}, version, created_at, updated_at,
+    interaction_count (positive interactions seen), popularity (decayed sum of positive event
+    weights as of popularity_ts), popularity_ts, behavior_norm, behavior_ts, recent_event_ids[] (bounded), in_catalog.
+An item seen in interactions before its item.upserted has a point with in_catalog=false,
+    version -1, its activity fields and behavior vector but no content; feeds never return it,
+    and the first item.upserted completes it in place (in_catalog=true).
+Payload of a `users` point:
+    user_id, event_count, last_event_ts, taste_norm, taste_ts, session_id, session_norm,
+    session_ts, behavior_norm, behavior_ts, history[] ([item_id, weight, ts], oldest first,
+    bounded), seen[] (item ids, bounded), recent_event_ids[] (bounded).
+The *_norm fields keep the length of the un-normalized accumulator: cosine collections store
+unit vectors, and decayed sums need their magnitude to add the next event correctly.
+"""
 
 from __future__ import annotations
 
@@ -62,6 +77,8 @@ class VectorStore:
         # Indexes make attribute filters cheap on a server; embedded mode ignores them.
         for field in ("item_id", "category", "tags"):
             await self.client.create_payload_index(ITEMS, field, models.PayloadSchemaType.KEYWORD)
+        # Cold users get items ordered by popularity: order_by needs a range index on a server.
+        await self.client.create_payload_index(ITEMS, "popularity", models.PayloadSchemaType.FLOAT)
 
     async def is_reachable(self) -> bool:
         try:

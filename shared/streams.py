@@ -25,6 +25,8 @@ from recsys.shared.settings import ConnectionSettings, StreamNames
 EntryHandler = Callable[[dict[str, str], str], Awaitable[None]]
 
 _log = logging.getLogger(__name__)
+# FastStream's own lines ("Received", "Processed", task callbacks) go here; INFO is noise per entry.
+BROKER_LOGGER = "recsys.broker"
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,16 @@ class ConsumerPolicy:
             max_deliveries=settings.consumer_max_deliveries,
             concurrency=settings.consumer_concurrency,
         )
+
+
+def new_broker(redis_url: str, graceful_timeout: float | None = None) -> RedisBroker:
+    """A FastStream broker that logs through this project's handlers, its per-entry lines at DEBUG.
+
+    graceful_timeout: on stop, handlers in flight get this long to finish (and ack) before they are cancelled.
+    """
+    return RedisBroker(
+        redis_url, logger=logging.getLogger(BROKER_LOGGER), log_level=logging.DEBUG, graceful_timeout=graceful_timeout
+    )
 
 
 async def ensure_group(redis: Redis, stream: str, group: str) -> None:
@@ -80,15 +92,25 @@ class StreamConsumer:
         self._redis = redis
         self._handler = handler
         self._policy = policy
-        common = {"group": group, "consumer": consumer, "max_records": policy.max_records}
         reader = broker.subscriber(
-            stream=StreamSub(stream, polling_interval=policy.polling_interval_ms, **common),  # type: ignore[arg-type]
+            stream=StreamSub(
+                stream,
+                group=group,
+                consumer=consumer,
+                max_records=policy.max_records,
+                polling_interval=policy.polling_interval_ms,
+            ),
             max_workers=policy.concurrency,
         )
         # XAUTOCLAIM only: it never reads new entries, hence a second subscriber.
         claimer = broker.subscriber(
             stream=StreamSub(
-                stream, polling_interval=max(policy.polling_interval_ms, 500), min_idle_time=policy.claim_idle_ms, **common  # type: ignore[arg-type]
+                stream,
+                group=group,
+                consumer=consumer,
+                max_records=policy.max_records,
+                polling_interval=max(policy.polling_interval_ms, 500),
+                min_idle_time=policy.claim_idle_ms,
             ),
             max_workers=policy.concurrency,
         )
@@ -118,8 +140,13 @@ class StreamConsumer:
                 )
                 return
             log_event(
-                _log, "entry_failed", logging.WARNING, stream=self.stream, entry_id=entry_id,
-                deliveries=deliveries, error=repr(exc),
+                _log,
+                "entry_failed",
+                logging.WARNING,
+                stream=self.stream,
+                entry_id=entry_id,
+                deliveries=deliveries,
+                error=repr(exc),
             )
             raise  # stays pending; the claimer retries it after claim_idle_ms
 
@@ -137,4 +164,6 @@ class StreamConsumer:
             "dead_letter_at": f"{time.time():.3f}",
         }
         await self._redis.xadd(self.dead_letter_stream, record)  # type: ignore[arg-type]
-        log_event(_log, "entry_dead_lettered", logging.WARNING, stream=self.stream, entry_id=entry_id, reason=reason[:300])
+        log_event(
+            _log, "entry_dead_lettered", logging.WARNING, stream=self.stream, entry_id=entry_id, reason=reason[:300]
+        )

@@ -1,0 +1,88 @@
+"""Builds the services for `recsys run`: one of them, or all three in one process sharing one vector store."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Literal
+
+from redis.asyncio import Redis
+
+from recsys.shared.lifecycle import Service
+from recsys.shared.settings import ConnectionSettings
+from recsys.shared.store import VectorStore
+
+ServiceName = Literal["encoder", "recommender", "monitor"]
+SERVICE_NAMES: tuple[ServiceName, ...] = ("encoder", "recommender", "monitor")
+
+
+@dataclass
+class RunningSystem:
+    """The services of one process and the connections they share."""
+
+    settings: ConnectionSettings
+    store: VectorStore
+    redis: Redis
+    services: dict[str, Service] = field(default_factory=dict)
+
+    def port(self, name: ServiceName) -> int:
+        return int(getattr(self.services[name], "port"))  # noqa: B009 - every service exposes its bound port
+
+    def address(self, name: ServiceName) -> str:
+        return f"127.0.0.1:{self.port(name)}"
+
+    async def stop(self) -> None:
+        for service in reversed(list(self.services.values())):
+            await service.stop()
+        await self.store.close()
+        await self.redis.aclose()
+
+
+async def start_system(
+    names: tuple[ServiceName, ...] = SERVICE_NAMES,
+    overrides: dict[str, object] | None = None,
+) -> RunningSystem:
+    """Starts the named services in order (encoder, recommender, monitor) and returns them running.
+
+    `overrides` replaces settings fields (ports, data_dir, stream_prefix...) on top of RECSYS_* variables.
+    """
+    # Imported here so that `recsys run recommender` never imports torch.
+    overrides = dict(overrides or {})
+    connection = ConnectionSettings(**overrides)  # type: ignore[arg-type]
+    store = VectorStore.connect(connection.qdrant_url, connection.data_dir, connection.qdrant_api_key)
+    redis = Redis.from_url(connection.redis_url)
+    system = RunningSystem(settings=connection, store=store, redis=redis)
+    try:
+        if "encoder" in names:
+            from recsys.encoder.app import EncoderService
+            from recsys.encoder.settings import EncoderSettings
+
+            encoder = EncoderService(EncoderSettings(**overrides), store, redis)  # type: ignore[arg-type]
+            await encoder.start()
+            system.services["encoder"] = encoder
+            # In one process the recommender embeds queries with the encoder next to it.
+            overrides.setdefault("encoder_address", system.address("encoder"))
+        if "recommender" in names:
+            from recsys.recommender.app import RecommenderService
+            from recsys.recommender.settings import RecommenderSettings
+
+            recommender = RecommenderService(RecommenderSettings(**overrides), store)  # type: ignore[arg-type]
+            await recommender.start()
+            system.services["recommender"] = recommender
+        if "monitor" in names:
+            from recsys.monitor.app import MonitorService
+            from recsys.monitor.settings import MonitorSettings
+
+            monitor = MonitorService(MonitorSettings(**overrides), store, redis)  # type: ignore[arg-type]
+            await monitor.start()
+            system.services["monitor"] = monitor
+    except BaseException:
+        await system.stop()
+        raise
+    return system
+
+
+async def wait_ready(system: RunningSystem, timeout_s: float = 120.0) -> None:
+    """Waits until every service reports ready (gRPC health SERVING)."""
+    events = [getattr(s, "ready") for s in system.services.values()]  # noqa: B009
+    await asyncio.wait_for(asyncio.gather(*(e.wait() for e in events)), timeout_s)

@@ -1,0 +1,38 @@
+"""`recsys settings`: every RECSYS_* variable with its default and meaning, as a Markdown table."""
+
+from __future__ import annotations
+
+import importlib
+
+from pydantic_settings import BaseSettings
+
+# (section title, module, class); the services' classes only list what they add.
+SETTINGS_CLASSES = [
+    ("All services", "recsys.shared.settings", "ConnectionSettings"),
+    ("Encoder", "recsys.encoder.settings", "EncoderSettings"),
+    ("Recommender", "recsys.recommender.settings", "RecommenderSettings"),
+    ("Monitor", "recsys.monitor.settings", "MonitorSettings"),
+]
+
+
+def _default(settings: type[BaseSettings], name: str) -> str:
+    field = settings.model_fields[name]
+    if field.default_factory is not None:
+        return "(per process)"
+    value = field.default
+    return f"`{value}`" if value not in ("", None) else '`""`'
+
+
+def settings_markdown() -> str:
+    lines: list[str] = []
+    shared: set[str] = set()
+    for title, module, name in SETTINGS_CLASSES:
+        settings: type[BaseSettings] = getattr(importlib.import_module(module), name)
+        own = [f for f in settings.model_fields if f not in shared]
+        shared.update(own)
+        lines += [f"**{title}**", "", "| variable | default | meaning |", "| --- | --- | --- |"]
+        for field in own:
+            doc = (settings.model_fields[field].description or "").replace("|", "\\|")
+            lines.append(f"| `RECSYS_{field.upper()}` | {_default(settings, field)} | {doc} |")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,58 @@
+"""Prometheus /metrics of the monitor: the latest drift figures per space and anomaly counts."""
+
+from __future__ import annotations
+
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+from recsys.monitor.anomalies import Anomaly
+from recsys.monitor.drift import DriftReport
+
+
+class MonitorMetrics:
+    """One registry per service instance, so several monitors in one process (tests) never collide."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        labels = ["space"]
+        self.mmd2 = Gauge(
+            "recsys_drift_mmd2", "Unbiased MMD² of current vs reference window", labels, registry=self.registry
+        )
+        self.p_value = Gauge("recsys_drift_p_value", "Permutation p-value of the MMD²", labels, registry=self.registry)
+        self.centroid_distance = Gauge(
+            "recsys_drift_centroid_cosine_distance",
+            "Cosine distance of the window centroids",
+            labels,
+            registry=self.registry,
+        )
+        self.drifted = Gauge("recsys_drift_detected", "1 when the space has drifted", labels, registry=self.registry)
+        self.window_size = Gauge(
+            "recsys_window_vectors", "Vectors in a window", ["space", "window"], registry=self.registry
+        )
+        self.anomalies = Counter("recsys_anomalies", "Anomalies found", ["space", "kind"], registry=self.registry)
+        self._server: WSGIServer | None = None
+
+    def record_report(self, report: DriftReport) -> None:
+        self.window_size.labels(report.space, "reference").set(report.reference_size)
+        self.window_size.labels(report.space, "current").set(report.current_size)
+        if not report.sufficient:
+            return
+        self.mmd2.labels(report.space).set(report.mmd2 or 0.0)
+        self.p_value.labels(report.space).set(report.p_value if report.p_value is not None else 1.0)
+        self.centroid_distance.labels(report.space).set(report.centroid_cosine_distance or 0.0)
+        self.drifted.labels(report.space).set(1.0 if report.drifted else 0.0)
+
+    def record_anomaly(self, anomaly: Anomaly) -> None:
+        self.anomalies.labels(anomaly.space, anomaly.kind.value).inc()
+
+    def serve(self, host: str, port: int) -> int:
+        """Serves /metrics on a thread; returns the bound port (port 0 picks a free one)."""
+        self._server, _ = start_http_server(port, addr=host, registry=self.registry)
+        return int(self._server.server_port)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

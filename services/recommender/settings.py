@@ -1,0 +1,51 @@
+"""Settings of the recommender service: where it listens, request limits and the blend of signals."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from recsys.shared.settings import ConnectionSettings
+
+
+class RecommenderSettings(ConnectionSettings):
+    """Every field can be set as RECSYS_<FIELD_NAME>, for example RECSYS_MAX_LIMIT=200."""
+
+    recommender_host: str = Field("0.0.0.0", description="Interface the gRPC server binds to.")
+    recommender_port: int = Field(50052, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
+    encoder_address: str = Field("127.0.0.1:50051", description="The encoder's gRPC address; SearchItems embeds there.")
+    encoder_timeout_s: float = Field(5.0, gt=0, description="Longest SearchItems waits for the query embedding.")
+    readiness_poll_s: float = Field(
+        0.5, gt=0, description="How often start-up checks whether the store and its collections exist yet."
+    )
+
+    max_limit: int = Field(500, ge=1, description="Most items one request may ask for.")
+    max_excluded_ids: int = Field(10_000, ge=0, description="Most ids one request may exclude.")
+    max_query_chars: int = Field(2000, ge=1, description="Longest SearchItems text, in characters.")
+    candidate_pool: int = Field(
+        50,
+        ge=1,
+        description="Fewest candidates each signal fetches; it fetches max(this, candidate_pool_factor × limit).",
+    )
+    candidate_pool_factor: int = Field(
+        4, ge=1, description="Each signal fetches this many candidates per requested item, before blending."
+    )
+
+    behavior_evidence_k: float = Field(
+        10.0,
+        gt=0,
+        description="SimilarItems: an item with n interactions gives behavior the weight n/(n+k), content the rest.",
+    )
+    taste_weight: float = Field(0.35, ge=0, description="ForYou: weight of user taste · item content.")
+    session_weight: float = Field(0.2, ge=0, description="ForYou: weight of user session · item content.")
+    user_behavior_weight: float = Field(0.4, ge=0, description="ForYou: weight of user behavior · item behavior.")
+    popularity_weight: float = Field(0.05, ge=0, description="ForYou: weight of the item popularity prior.")
+    popularity_half_life_days: float = Field(
+        7.0, gt=0, description="Stored popularity is decayed to now with this half-life (match the encoder's)."
+    )
+    popularity_midpoint: float = Field(
+        20.0, gt=0, description="The decayed popularity that gets a prior of 0.5; the prior is log-scaled into 0..1."
+    )
+
+    def pool_size(self, limit: int) -> int:
+        """How many candidates each signal fetches for a request of `limit` items."""
+        return max(self.candidate_pool, self.candidate_pool_factor * limit)

@@ -1,0 +1,421 @@
+"""The Kubernetes manifests: schema-valid, locked down, probed on the right ports, wired together and to the code."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import kubernetes_validate
+import pytest
+import yaml
+from yamllint import linter
+from yamllint.config import YamlLintConfig
+
+from recsys.encoder.settings import EncoderSettings
+from recsys.monitor.settings import MonitorSettings
+from recsys.recommender.settings import RecommenderSettings
+from recsys.shared.api import encoder_pb2, monitor_pb2, recommender_pb2
+from recsys.shared.settings import ConnectionSettings
+from tests.deploy.manifests import (
+    DEPLOY_DIR,
+    Manifest,
+    container,
+    containers,
+    env_values,
+    find,
+    of_kind,
+    pod_labels,
+    pod_spec,
+    selects,
+    workloads,
+)
+
+# The oldest release the manifests claim (preStop `sleep` is on by default from 1.30) and the newest one
+# kubernetes-validate knows, so that both a field too new and an API since removed are caught.
+KUBERNETES_VERSIONS = ["1.30.0", kubernetes_validate.utils.latest_version()]
+
+GRPC_SERVICES = {
+    "encoder": encoder_pb2.DESCRIPTOR.services_by_name["EncoderService"].full_name,
+    "recommender": recommender_pb2.DESCRIPTOR.services_by_name["RecommenderService"].full_name,
+    "monitor": monitor_pb2.DESCRIPTOR.services_by_name["MonitorService"].full_name,
+}
+
+SETTINGS: dict[str, type[ConnectionSettings]] = {
+    "encoder": EncoderSettings,
+    "recommender": RecommenderSettings,
+    "monitor": MonitorSettings,
+}
+
+CUSTOM_RESOURCE_GROUPS = {"keda.sh"}
+
+
+def _group(document: Manifest) -> str:
+    api_version: str = document["apiVersion"]
+    return api_version.split("/")[0] if "/" in api_version else ""
+
+
+def _validate(documents: list[Manifest], version: str) -> list[str]:
+    problems = []
+    for document in documents:
+        try:
+            kubernetes_validate.validate(document, version, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            path = ".".join(str(part) for part in error.path)
+            problems.append(f"{document['kind']}/{document['metadata']['name']}: {path}: {error.message}")
+    return problems
+
+
+def _recsys_fields(values: dict[str, str]) -> dict[str, str]:
+    return {name.removeprefix("RECSYS_").lower(): value for name, value in values.items() if name.startswith("RECSYS_")}
+
+
+def _port_env(service: str) -> str:
+    return f"RECSYS_{service.upper()}_PORT"
+
+
+def _served_port(documents: list[Manifest], service: str) -> int:
+    values = env_values(find(documents, "Deployment", service), service, documents)
+    assert _port_env(service) in values, f"{service} does not set {_port_env(service)}: its port would be implicit"
+    return int(values[_port_env(service)])
+
+
+def _service_port(documents: list[Manifest], name: str, port: int) -> int:
+    """The container port that Service `name` sends its port `port` to, checked to be a port its pods open."""
+    service = find(documents, "Service", name)
+    entries = [entry for entry in service["spec"]["ports"] if entry["port"] == port]
+    assert entries, f"Service {name} has no port {port}"
+    target = entries[0].get("targetPort", port)
+    pods = [w for w in workloads(documents) if selects(service["spec"]["selector"], pod_labels(w))]
+    assert pods, f"Service {name} selects no pods"
+    opened = {p["containerPort"] for w in pods for c in containers(w) for p in c.get("ports", [])}
+    assert target in opened, f"Service {name} sends port {port} to {target}, which its pods do not open"
+    return int(target)
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_base_documents_validate_against_the_kubernetes_schemas(base: list[Manifest], version: str) -> None:
+    assert _validate(base, version) == []
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_production_documents_validate_except_the_custom_resources(production: list[Manifest], version: str) -> None:
+    custom = [d for d in production if _group(d) in CUSTOM_RESOURCE_GROUPS]
+    assert {(d["kind"], d["metadata"]["name"]) for d in custom} == {("ScaledObject", "encoder")}
+    assert _validate([d for d in production if d not in custom], version) == []
+
+
+def test_base_needs_no_custom_resource_definitions(base: list[Manifest]) -> None:
+    assert [d["kind"] for d in base if _group(d) in CUSTOM_RESOURCE_GROUPS] == []
+
+
+def test_keda_scales_the_encoder_on_the_item_stream_of_its_consumer_group(production: list[Manifest]) -> None:
+    scaled = find(production, "ScaledObject", "encoder")
+    assert scaled["apiVersion"] == "keda.sh/v1alpha1"
+    spec = scaled["spec"]
+    target = spec["scaleTargetRef"]
+    assert target.get("kind", "Deployment") == "Deployment"
+    find(production, "Deployment", target["name"])
+    assert target["name"] == "encoder"
+    assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
+
+    # The stream and group as the encoder pods compute them from their own environment.
+    encoder = find(production, "Deployment", "encoder")
+    given = _recsys_fields(env_values(encoder, "encoder", production))
+    settings = EncoderSettings.model_validate({f: v for f, v in given.items() if f in EncoderSettings.model_fields})
+    items_stream = settings.streams.items
+    triggers = spec["triggers"]
+    assert triggers and all(t["type"] == "redis-streams" for t in triggers)
+    for trigger in triggers:
+        metadata = trigger["metadata"]
+        assert all(isinstance(value, str) for value in metadata.values()), "KEDA trigger metadata must be strings"
+        assert metadata["stream"] == items_stream
+        assert metadata["consumerGroup"] == settings.item_ingest_group
+    pending = [t["metadata"]["pendingEntriesCount"] for t in triggers if "pendingEntriesCount" in t["metadata"]]
+    assert len(pending) == 1 and int(pending[0]) > 0
+
+
+def test_keda_reaches_redis_by_its_full_name_in_the_overlay_namespace(production: list[Manifest]) -> None:
+    # KEDA's operator polls from its own namespace: a short Service name would not resolve there.
+    redis_url = urlsplit(find(production, "ConfigMap", "recsys-config")["data"]["RECSYS_REDIS_URL"])
+    namespace = find(production, "Deployment", "encoder")["metadata"]["namespace"]
+    for trigger in find(production, "ScaledObject", "encoder")["spec"]["triggers"]:
+        host, _, port = trigger["metadata"]["address"].rpartition(":")
+        assert host in {f"{redis_url.hostname}.{namespace}.svc", f"{redis_url.hostname}.{namespace}.svc.cluster.local"}
+        assert int(port) == redis_url.port
+        assert int(trigger["metadata"].get("databaseIndex", "0")) == int(redis_url.path.strip("/") or 0)
+
+
+def test_every_container_sets_cpu_and_memory_requests_and_limits(rendered: list[Manifest]) -> None:
+    missing = [
+        f"{w['metadata']['name']}/{c['name']} {part}.{resource}"
+        for w in workloads(rendered)
+        for c in containers(w)
+        for part in ("requests", "limits")
+        for resource in ("cpu", "memory")
+        if resource not in c.get("resources", {}).get(part, {})
+    ]
+    assert missing == []
+
+
+def test_every_container_runs_non_root_on_a_read_only_root_without_capabilities(rendered: list[Manifest]) -> None:
+    for workload in workloads(rendered):
+        pod = pod_spec(workload).get("securityContext", {})
+        for c in containers(workload):
+            where = f"{workload['metadata']['name']}/{c['name']}"
+            own = c.get("securityContext", {})
+            assert own.get("runAsNonRoot", pod.get("runAsNonRoot")) is True, where
+            assert own.get("runAsUser", pod.get("runAsUser", 1)) != 0, where
+            assert own.get("readOnlyRootFilesystem") is True, where
+            assert own.get("allowPrivilegeEscalation") is False, where
+            assert own.get("privileged", False) is False, where
+            assert "ALL" in own.get("capabilities", {}).get("drop", []), where
+            assert own.get("capabilities", {}).get("add", []) == [], where
+            seccomp = own.get("seccompProfile", pod.get("seccompProfile", {}))
+            assert seccomp.get("type") == "RuntimeDefault", where
+
+
+def test_pods_mount_no_service_account_token(rendered: list[Manifest]) -> None:
+    for workload in workloads(rendered):
+        spec = pod_spec(workload)
+        assert spec.get("automountServiceAccountToken") is False, workload["metadata"]["name"]
+        find(rendered, "ServiceAccount", spec["serviceAccountName"])
+
+
+@pytest.mark.parametrize("service", sorted(GRPC_SERVICES))
+def test_grpc_services_probe_health_on_the_port_they_serve(rendered: list[Manifest], service: str) -> None:
+    port = _served_port(rendered, service)
+    served = container(find(rendered, "Deployment", service), service)
+    assert port in [p["containerPort"] for p in served["ports"]]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert served[probe]["grpc"]["port"] == port, f"{service} {probe}"
+    # Readiness asks for the API itself; "" (the whole server) is what liveness and start-up ask for.
+    assert served["readinessProbe"]["grpc"]["service"] == GRPC_SERVICES[service]
+    assert served["livenessProbe"]["grpc"].get("service", "") == ""
+    assert _service_port(rendered, service, port) == port
+
+
+@pytest.mark.parametrize("service", sorted(GRPC_SERVICES))
+def test_each_deployment_runs_its_own_service_through_the_cli(base: list[Manifest], service: str) -> None:
+    served = container(find(base, "Deployment", service), service)
+    assert "command" not in served, "the image's ENTRYPOINT (recsys) must stay in place"
+    assert served["args"] == ["run", service]
+    cli = Path(sys.executable).with_name("recsys")
+    accepted = subprocess.run([str(cli), *served["args"], "--help"], capture_output=True, text=True, timeout=60)
+    assert accepted.returncode == 0, accepted.stderr
+
+
+def test_every_shared_setting_is_read_by_some_service(base: list[Manifest]) -> None:
+    # Settings ignore unknown variables, so a misspelt name would silently leave the default in place.
+    known = {field for settings_class in SETTINGS.values() for field in settings_class.model_fields}
+    shared = _recsys_fields(find(base, "ConfigMap", "recsys-config")["data"])
+    assert sorted(set(shared) - known) == []
+
+
+@pytest.mark.parametrize("service", sorted(GRPC_SERVICES))
+def test_each_service_accepts_the_settings_its_pod_gets(base: list[Manifest], service: str) -> None:
+    settings_class = SETTINGS[service]
+    workload = find(base, "Deployment", service)
+    own = _recsys_fields({v["name"]: v.get("value", "") for v in container(workload, service).get("env", [])})
+    assert sorted(set(own) - set(settings_class.model_fields)) == [], f"{service} gets variables it does not read"
+    given = _recsys_fields(env_values(workload, service, base))
+    # model_validate reads only these values, not the environment of the test run.
+    settings = settings_class.model_validate({f: v for f, v in given.items() if f in settings_class.model_fields})
+    assert getattr(settings, f"{service}_port") == _served_port(base, service)
+    assert str(settings.data_dir) == given["data_dir"]
+
+
+def test_config_map_points_at_the_cluster_services(base: list[Manifest]) -> None:
+    config = find(base, "ConfigMap", "recsys-config")["data"]
+    redis = urlsplit(config["RECSYS_REDIS_URL"])
+    assert redis.scheme == "redis" and redis.hostname and redis.port
+    _service_port(base, redis.hostname, redis.port)
+    qdrant = urlsplit(config["RECSYS_QDRANT_URL"])
+    assert qdrant.scheme in {"http", "https"} and qdrant.hostname and qdrant.port
+    assert _service_port(base, qdrant.hostname, qdrant.port) == qdrant.port
+    assert find(base, "StatefulSet", qdrant.hostname)["spec"]["replicas"] >= 1
+    encoder_host, _, encoder_port = config["RECSYS_ENCODER_ADDRESS"].rpartition(":")
+    assert _service_port(base, encoder_host, int(encoder_port)) == _served_port(base, "encoder")
+
+
+@pytest.mark.parametrize("service", sorted(GRPC_SERVICES))
+def test_termination_grace_covers_pre_stop_and_the_grpc_drain(base: list[Manifest], service: str) -> None:
+    workload = find(base, "Deployment", service)
+    values = env_values(workload, service, base)
+    drain = float(values["RECSYS_GRPC_GRACE_S"])
+    pre_stop = container(workload, service).get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+    # Stream handlers and gRPC calls may each take the whole grace, one after the other, before SIGKILL.
+    assert pod_spec(workload)["terminationGracePeriodSeconds"] >= pre_stop + 2 * drain + 5
+
+
+@pytest.mark.parametrize("service", sorted(GRPC_SERVICES))
+def test_writable_paths_of_the_read_only_image_are_volumes(base: list[Manifest], service: str) -> None:
+    workload = find(base, "Deployment", service)
+    data_dir = env_values(workload, service, base)["RECSYS_DATA_DIR"]
+    mounts = {m["mountPath"]: m["name"] for m in container(workload, service)["volumeMounts"]}
+    volumes = {v["name"] for v in pod_spec(workload)["volumes"]}
+    for path in ("/tmp", data_dir):
+        assert path in mounts and mounts[path] in volumes, f"{service} cannot write {path}"
+
+
+def test_service_selectors_match_their_pods_and_ports(rendered: list[Manifest]) -> None:
+    for service in of_kind(rendered, "Service"):
+        for entry in service["spec"]["ports"]:
+            _service_port(rendered, service["metadata"]["name"], entry["port"])
+
+
+def test_qdrant_runs_a_cluster_of_at_least_three_peers(base: list[Manifest]) -> None:
+    qdrant = find(base, "StatefulSet", "qdrant")
+    assert qdrant["spec"]["replicas"] >= 3
+    peer = container(qdrant, "qdrant")
+    env = {v["name"]: v["value"] for v in peer["env"] if "value" in v}
+    assert env["QDRANT__CLUSTER__ENABLED"] == "true"
+    assert 2 <= int(env["QDRANT__STORAGE__COLLECTION__REPLICATION_FACTOR"]) <= qdrant["spec"]["replicas"]
+
+    headless = find(base, "Service", qdrant["spec"]["serviceName"])
+    assert headless["spec"]["clusterIP"] == "None"
+    assert headless["spec"]["publishNotReadyAddresses"] is True
+    p2p_port = int(env["QDRANT__CLUSTER__P2P__PORT"])
+    assert p2p_port in [p["port"] for p in headless["spec"]["ports"]]
+    assert p2p_port in [p["containerPort"] for p in peer["ports"]]
+    start = " ".join(peer["args"])
+    name, service = qdrant["metadata"]["name"], headless["metadata"]["name"]
+    assert f'--bootstrap "http://{name}-0.{service}:{p2p_port}"' in start
+    assert '--uri "${peer_uri}"' in start and f"${{HOSTNAME}}.{service}:{p2p_port}" in start
+
+    assert peer["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    claims = {t["metadata"]["name"] for t in qdrant["spec"]["volumeClaimTemplates"]}
+    storage = [m for m in peer["volumeMounts"] if m["mountPath"] == "/qdrant/storage"]
+    assert storage and storage[0]["name"] in claims
+
+
+def test_redis_appends_every_write_to_a_persistent_volume(base: list[Manifest]) -> None:
+    redis = find(base, "StatefulSet", "redis")
+    server = container(redis, "redis")
+    args = server["args"]
+    assert args[0] == "redis-server"
+    options = dict(zip(args[1::2], args[2::2], strict=True))
+    assert options["--appendonly"] == "yes"
+    assert options["--maxmemory-policy"] == "noeviction", "evicting would drop stream entries"
+    claims = {t["metadata"]["name"] for t in redis["spec"]["volumeClaimTemplates"]}
+    data = [m for m in server["volumeMounts"] if m["mountPath"] == options["--dir"]]
+    assert data and data[0]["name"] in claims
+
+
+def test_replicated_workloads_have_a_disruption_budget_that_lets_nodes_drain(rendered: list[Manifest]) -> None:
+    autoscalers = of_kind(rendered, "HorizontalPodAutoscaler")
+    scaled = {a["spec"]["scaleTargetRef"]["name"]: a["spec"]["minReplicas"] for a in autoscalers}
+    for keda in of_kind(rendered, "ScaledObject"):
+        scaled[keda["spec"]["scaleTargetRef"]["name"]] = keda["spec"]["minReplicaCount"]
+    budgets = of_kind(rendered, "PodDisruptionBudget")
+    for workload in workloads(rendered):
+        name = workload["metadata"]["name"]
+        replicas = scaled.get(name, workload["spec"].get("replicas", 1))
+        covering = [b for b in budgets if selects(b["spec"]["selector"]["matchLabels"], pod_labels(workload))]
+        if replicas > 1:
+            assert covering, f"{name} runs {replicas} replicas without a PodDisruptionBudget"
+        for budget in covering:
+            # A budget that allows no eviction at all blocks every node drain.
+            allowed = budget["spec"].get("maxUnavailable", replicas - budget["spec"].get("minAvailable", 0))
+            assert allowed >= 1, f"{budget['metadata']['name']} never lets a {name} pod go"
+    for budget in budgets:
+        assert any(selects(budget["spec"]["selector"]["matchLabels"], pod_labels(w)) for w in workloads(rendered))
+
+
+def test_recommender_scales_on_cpu_and_leaves_the_replica_count_to_the_autoscaler(rendered: list[Manifest]) -> None:
+    autoscaler = find(rendered, "HorizontalPodAutoscaler", "recommender")
+    target = autoscaler["spec"]["scaleTargetRef"]
+    assert (target["kind"], target["name"]) == ("Deployment", "recommender")
+    assert autoscaler["spec"]["minReplicas"] >= 2
+    assert [m["resource"]["name"] for m in autoscaler["spec"]["metrics"] if m["type"] == "Resource"] == ["cpu"]
+    recommender = find(rendered, "Deployment", "recommender")
+    assert "replicas" not in recommender["spec"]
+    assert "cpu" in container(recommender, "recommender")["resources"]["requests"], "utilization needs a cpu request"
+
+
+def test_encoder_replica_count_is_fixed_in_base_and_left_to_keda_in_production(
+    base: list[Manifest], production: list[Manifest]
+) -> None:
+    assert find(base, "Deployment", "encoder")["spec"]["replicas"] >= 2
+    assert "replicas" not in find(production, "Deployment", "encoder")["spec"]
+
+
+def test_only_the_encoder_runs_on_gpu_nodes_in_production(base: list[Manifest], production: list[Manifest]) -> None:
+    def gpus(workload: Manifest) -> int:
+        return sum(int(c["resources"]["limits"].get("nvidia.com/gpu", 0)) for c in containers(workload))
+
+    encoder = find(production, "Deployment", "encoder")
+    assert gpus(encoder) >= 1
+    spec = pod_spec(encoder)
+    assert spec["nodeSelector"]
+    assert any(t["key"] == "nvidia.com/gpu" and t["effect"] == "NoSchedule" for t in spec["tolerations"])
+    encoding = container(encoder, "encoder")
+    assert "cuda" in encoding["image"], "a CPU build of torch would leave the GPU idle"
+    assert env_values(encoder, "encoder", production)["RECSYS_DEVICE"].startswith("cuda")
+    others = [w["metadata"]["name"] for w in workloads(production) if w is not encoder and gpus(w)]
+    assert others == []
+    assert [w["metadata"]["name"] for w in workloads(base) if gpus(w)] == []
+
+
+def test_monitor_serves_prometheus_metrics_where_the_scrape_annotations_point(rendered: list[Manifest]) -> None:
+    monitor = find(rendered, "Deployment", "monitor")
+    port = int(env_values(monitor, "monitor", rendered)["RECSYS_METRICS_PORT"])
+    assert {"name": "metrics", "containerPort": port} in container(monitor, "monitor")["ports"]
+    annotations = monitor["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert int(annotations["prometheus.io/port"]) == port
+    assert _service_port(rendered, "monitor", port) == port
+
+
+def test_monitor_keeps_its_windows_on_a_claim_and_never_runs_twice(base: list[Manifest]) -> None:
+    monitor = find(base, "Deployment", "monitor")
+    assert monitor["spec"]["replicas"] == 1
+    assert monitor["spec"]["strategy"]["type"] == "Recreate"
+    claims = [v for v in pod_spec(monitor)["volumes"] if "persistentVolumeClaim" in v]
+    assert claims
+    find(base, "PersistentVolumeClaim", claims[0]["persistentVolumeClaim"]["claimName"])
+
+
+def test_qdrant_admits_every_service_that_reads_it(base: list[Manifest]) -> None:
+    policy = find(base, "NetworkPolicy", "qdrant")
+    qdrant_port = urlsplit(find(base, "ConfigMap", "recsys-config")["data"]["RECSYS_QDRANT_URL"]).port
+    readers = [w for w in workloads(base) if "RECSYS_QDRANT_URL" in env_values(w, w["metadata"]["name"], base)]
+    assert {w["metadata"]["name"] for w in readers} == set(GRPC_SERVICES)
+    for reader in readers:
+        labels = pod_labels(reader)
+        admitted = False
+        for rule in policy["spec"]["ingress"]:
+            for peer in rule["from"]:
+                selector = peer["podSelector"]
+                matched = selects(selector.get("matchLabels", {}), labels) and all(
+                    labels.get(e["key"]) in e["values"] for e in selector.get("matchExpressions", [])
+                )
+                admitted |= matched and qdrant_port in [p["port"] for p in rule["ports"]]
+        assert admitted, f"{reader['metadata']['name']} cannot reach Qdrant on {qdrant_port}"
+
+
+def test_production_namespace_enforces_restricted_pod_security(production: list[Manifest]) -> None:
+    namespace = of_kind(production, "Namespace")
+    assert len(namespace) == 1
+    assert namespace[0]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    name = namespace[0]["metadata"]["name"]
+    assert all(d["metadata"]["namespace"] == name for d in production if d["kind"] != "Namespace")
+
+
+def test_every_manifest_file_passes_yamllint() -> None:
+    config = YamlLintConfig(file=str(DEPLOY_DIR / ".yamllint"))
+    files = sorted(DEPLOY_DIR.rglob("*.yaml"))
+    assert len(files) >= 10
+    problems = [f"{path}:{p.line}: {p.desc}" for path in files for p in linter.run(path.read_text(), config, str(path))]
+    assert problems == []
+
+
+def test_every_manifest_file_is_part_of_a_kustomization() -> None:
+    listed: set[Path] = set()
+    for kustomization in DEPLOY_DIR.rglob("kustomization.yaml"):
+        spec = yaml.safe_load(kustomization.read_text())
+        for entry in spec.get("resources", []) + [p["path"] for p in spec.get("patches", []) if "path" in p]:
+            listed.add((kustomization.parent / entry).resolve())
+    manifests = {p.resolve() for p in DEPLOY_DIR.rglob("*.yaml") if p.name != "kustomization.yaml"}
+    assert sorted(str(p) for p in manifests - listed) == []

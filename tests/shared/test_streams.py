@@ -1,0 +1,127 @@
+"""Stream consumption on a real redis-server: backlog, retries, dead letters, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from faststream.redis import RedisBroker
+from redis.asyncio import Redis
+
+from recsys.shared.events import parse_item_event
+from recsys.shared.streams import ConsumerPolicy, StreamConsumer
+
+STREAM = "test:items"
+FAST = ConsumerPolicy(max_records=4, claim_idle_ms=300, max_deliveries=3, concurrency=4, polling_interval_ms=50)
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+def _item(item_id: str) -> dict[str, str]:
+    return {"event": "item.upserted", "data": json.dumps({"item_id": item_id, "title": item_id})}
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+async def _consume(
+    redis_url: str, redis: Redis, handler: Callable[[dict[str, str], str], Awaitable[None]]
+) -> RedisBroker:
+    broker = RedisBroker(redis_url, logger=None)
+    consumer = StreamConsumer(broker, redis, stream=STREAM, group="g", consumer="c1", handler=handler, policy=FAST)
+    await consumer.prepare()
+    await broker.start()
+    return broker
+
+
+async def test_backlog_published_before_the_first_start_is_consumed(redis_url: str, redis: Redis) -> None:
+    for i in range(5):
+        await redis.xadd(STREAM, _item(f"early-{i}"))  # type: ignore[arg-type]
+    seen: list[str] = []
+
+    async def handle(fields: dict[str, str], entry_id: str) -> None:
+        seen.append(parse_item_event(fields, entry_id).item_id)
+
+    broker = await _consume(redis_url, redis, handle)
+    try:
+        await redis.xadd(STREAM, _item("late"))  # type: ignore[arg-type]
+        await _eventually(lambda: asyncio.sleep(0, len(seen) == 6))
+    finally:
+        await broker.stop()
+    assert sorted(seen) == sorted([f"early-{i}" for i in range(5)] + ["late"])
+
+
+async def test_malformed_entry_is_dead_lettered_with_its_reason_and_the_next_is_processed(
+    redis_url: str, redis: Redis
+) -> None:
+    seen: list[str] = []
+
+    async def handle(fields: dict[str, str], entry_id: str) -> None:
+        seen.append(parse_item_event(fields, entry_id).item_id)
+
+    broker = await _consume(redis_url, redis, handle)
+    try:
+        bad_id = await redis.xadd(STREAM, {"event": "item.upserted", "data": "{oops"})
+        await redis.xadd(STREAM, _item("good"))  # type: ignore[arg-type]
+        await _eventually(lambda: asyncio.sleep(0, seen == ["good"]))
+        await _eventually(lambda: _xlen(redis, f"{STREAM}:dead-letter", 1))
+    finally:
+        await broker.stop()
+    [(_, dead)] = await redis.xrange(f"{STREAM}:dead-letter")
+    assert dead[b"dead_letter_source_id"] == bad_id
+    assert b"not JSON" in dead[b"dead_letter_reason"]
+    assert dead[b"data"] == b"{oops"  # the original entry travels with its reason: nothing is lost
+    assert (await redis.xpending(STREAM, "g"))["pending"] == 0
+
+
+async def test_entry_failing_every_delivery_is_retried_then_dead_lettered(redis_url: str, redis: Redis) -> None:
+    attempts: list[str] = []
+
+    async def handle(fields: dict[str, str], entry_id: str) -> None:
+        attempts.append(entry_id)
+        raise RuntimeError("store down")
+
+    broker = await _consume(redis_url, redis, handle)
+    try:
+        await redis.xadd(STREAM, _item("doomed"))  # type: ignore[arg-type]
+        await _eventually(lambda: _xlen(redis, f"{STREAM}:dead-letter", 1))
+    finally:
+        await broker.stop()
+    assert len(attempts) == FAST.max_deliveries
+    [(_, dead)] = await redis.xrange(f"{STREAM}:dead-letter")
+    assert b"store down" in dead[b"dead_letter_reason"]
+    assert (await redis.xpending(STREAM, "g"))["pending"] == 0
+
+
+async def test_entry_that_fails_once_succeeds_on_redelivery(redis_url: str, redis: Redis) -> None:
+    done: list[str] = []
+    failed: set[str] = set()
+
+    async def handle(fields: dict[str, str], entry_id: str) -> None:
+        if entry_id not in failed:
+            failed.add(entry_id)
+            raise RuntimeError("transient")
+        done.append(entry_id)
+
+    broker = await _consume(redis_url, redis, handle)
+    try:
+        await redis.xadd(STREAM, _item("flaky"))  # type: ignore[arg-type]
+        await _eventually(lambda: asyncio.sleep(0, len(done) == 1))
+    finally:
+        await broker.stop()
+    assert await redis.xlen(f"{STREAM}:dead-letter") == 0
+
+
+async def _xlen(redis: Redis, stream: str, at_least: int) -> bool:
+    return int(await redis.xlen(stream)) >= at_least
