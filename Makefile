@@ -42,7 +42,7 @@ test: setup
 	PATH="$(abspath $(dir $(BUF))):$$PATH" $(VENV)/bin/pytest -q -p no:cacheprovider
 
 lint: setup
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy services shared
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy services shared tests
 	cd proto && ../$(BUF) lint
 
 proto: $(VENV)/.installed

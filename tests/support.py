@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, cast
 
 import redis
 
@@ -85,3 +86,21 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 60
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"{what} not reached within {timeout_s:.0f} s")
         await asyncio.sleep(0.1)
+
+
+Entry = tuple[str, dict[str, str]]
+
+
+def _decoded(raw: Any) -> list[Entry]:
+    entries = cast(list[tuple[bytes, dict[bytes, bytes]]], raw)
+    return [(i.decode(), {k.decode(): v.decode() for k, v in fields.items()}) for i, fields in entries]
+
+
+def stream_entries(client: redis.Redis, stream: str) -> list[Entry]:
+    """Every entry of a stream, decoded: (entry id, fields)."""
+    return _decoded(client.xrange(stream))
+
+
+async def stream_entries_async(client: Any, stream: str) -> list[Entry]:
+    """stream_entries for a redis.asyncio client."""
+    return _decoded(await client.xrange(stream))
