@@ -74,11 +74,17 @@ class VectorStore:
                 },
             )
             log_event(_log, "collection_created", collection=name, vectors=vectors, location=self.location)
-        # Indexes make attribute filters cheap on a server; embedded mode ignores them.
+        if self.embedded:
+            return  # embedded mode has no payload indexes (it scans) and warns when asked for one
+        # Indexes make attribute filters cheap on a server.
         for field in ("item_id", "category", "tags"):
             await self.client.create_payload_index(ITEMS, field, models.PayloadSchemaType.KEYWORD)
         # Cold users get items ordered by popularity: order_by needs a range index on a server.
         await self.client.create_payload_index(ITEMS, "popularity", models.PayloadSchemaType.FLOAT)
+
+    @property
+    def embedded(self) -> bool:
+        return self.location.startswith("embedded:")
 
     async def is_reachable(self) -> bool:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import tempfile
@@ -16,6 +17,18 @@ from recsys.shared.api import common_pb2
 from recsys.shared.client import EventPublisher, MonitorClient, RecommenderClient
 from recsys.shared.ids import point_id
 from recsys.shared.store import ITEMS, USERS
+
+HELP = "run the whole system on a small built-in catalog and traffic, then print three feeds"
+QUIET = True
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, help="where the demo's embedded Qdrant lives (default: a temp dir)")
+
+
+def run(args: argparse.Namespace) -> int:
+    return asyncio.run(run_demo(args.data_dir))
+
 
 # Who likes what in the demo traffic: (user, [(item, interaction type), ...]).
 DEMO_TRAFFIC: list[tuple[str, list[tuple[str, str]]]] = [

@@ -1,32 +1,53 @@
-"""The `recsys` command: run services, publish events, run the demo."""
+"""The `recsys` command: one subcommand per module listed in COMMANDS."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import importlib
 import os
 import sys
-from pathlib import Path
+from typing import Protocol
 
 from recsys.shared.logs import configure_logging
 from recsys.shared.settings import ConnectionSettings
 
+# Command words → the module that implements them. Each module defines HELP, QUIET (whether its
+# logs default to warnings only, for commands that print results), add_arguments(parser) and
+# run(args) -> exit code. Its top-level imports stay light: heavy ones go inside run().
+COMMANDS: dict[tuple[str, ...], str] = {
+    ("run",): "recsys.cli.serve",
+    ("publish",): "recsys.cli.publish",
+    ("demo",): "recsys.cli.demo",
+    ("settings",): "recsys.cli.settings_doc",
+}
+
+
+class Command(Protocol):
+    HELP: str
+    QUIET: bool
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recsys", description="Event-driven recommendation system.")
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    run = commands.add_parser("run", help="run services until SIGTERM/SIGINT")
-    run.add_argument("service", choices=["all", "encoder", "recommender", "monitor"])
-    run.add_argument("--data-dir", type=Path, help="embedded Qdrant and monitor state (RECSYS_DATA_DIR)")
-
-    publish = commands.add_parser("publish", help="publish items or interactions from a JSONL file")
-    publish.add_argument("kind", choices=["items", "interactions"])
-    publish.add_argument("file", type=Path, help="one JSON event payload per line")
-
-    demo = commands.add_parser("demo", help="run the whole system on a small built-in catalog and print feeds")
-    demo.add_argument("--data-dir", type=Path, help="where the demo's embedded Qdrant lives (default: a temp dir)")
-    commands.add_parser("settings", help="print every RECSYS_* setting with its default (Markdown)")
+    top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
+    for words, module_name in COMMANDS.items():
+        command: Command = importlib.import_module(module_name)  # type: ignore[assignment]
+        subparsers = top
+        # Two-word commands ("bench encoder") share a parent parser per first word.
+        if len(words) == 2:
+            group_word = words[0]
+            if group_word not in groups:
+                group = top.add_parser(group_word, help=f"{group_word} subcommands")
+                groups[group_word] = group.add_subparsers(dest=f"{group_word}_command", required=True, metavar="WHAT")
+            subparsers = groups[group_word]
+        sub = subparsers.add_parser(words[-1], help=command.HELP, description=command.HELP)
+        command.add_arguments(sub)
+        sub.set_defaults(command_module=command)
     return parser
 
 
@@ -34,34 +55,10 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = _parser().parse_args(argv)
-    settings = ConnectionSettings()
-    # The demo prints feeds; its logs only matter when something goes wrong (or RECSYS_LOG_LEVEL asks).
-    quiet = args.command == "demo" and "RECSYS_LOG_LEVEL" not in os.environ
-    configure_logging("WARNING" if quiet else settings.log_level)
-    if args.command == "run":
-        from recsys.cli.serve import serve
-
-        overrides = {"data_dir": args.data_dir} if args.data_dir else {}
-        names = ("encoder", "recommender", "monitor") if args.service == "all" else (args.service,)
-        asyncio.run(serve(names, overrides))
-    elif args.command == "publish":
-        from recsys.cli.publish import publish_file
-
-        published, problems = asyncio.run(
-            publish_file(settings.redis_url, settings.stream_prefix, args.kind, args.file)
-        )
-        for problem in problems:
-            print(f"skipped {problem}", file=sys.stderr)
-        print(f"published {published} {args.kind} events, skipped {len(problems)} invalid lines")
-        sys.exit(1 if problems else 0)
-    elif args.command == "settings":
-        from recsys.cli.settings_doc import settings_markdown
-
-        print(settings_markdown())
-    elif args.command == "demo":
-        from recsys.cli.demo import run_demo
-
-        sys.exit(asyncio.run(run_demo(args.data_dir)))
+    command: Command = args.command_module
+    quiet = command.QUIET and "RECSYS_LOG_LEVEL" not in os.environ
+    configure_logging("WARNING" if quiet else ConnectionSettings().log_level)
+    sys.exit(command.run(args))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -16,8 +19,26 @@ from recsys.shared.events import (
     parse_interaction,
     parse_item_event,
 )
+from recsys.shared.settings import ConnectionSettings
 
 EventKind = Literal["items", "interactions"]
+
+HELP = "publish items or interactions from a JSONL file (one event payload per line, validated first)"
+QUIET = True
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("kind", choices=["items", "interactions"])
+    parser.add_argument("file", type=Path, help='one JSON event payload per line; an optional "event" key')
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = ConnectionSettings()
+    published, problems = asyncio.run(publish_file(settings.redis_url, settings.stream_prefix, args.kind, args.file))
+    for problem in problems:
+        print(f"skipped {problem}", file=sys.stderr)
+    print(f"published {published} {args.kind} events, skipped {len(problems)} invalid lines")
+    return 1 if problems else 0
 
 
 def line_to_fields(kind: EventKind, line: str) -> dict[str, str]:

@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import signal
+from pathlib import Path
 
 from recsys.cli.runner import ServiceName, start_system
 from recsys.shared.logs import log_event
 
 _log = logging.getLogger(__name__)
+
+HELP = "run services until SIGTERM/SIGINT: all in one process, or one of them"
+QUIET = False
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("service", choices=["all", "encoder", "recommender", "monitor"])
+    parser.add_argument("--data-dir", type=Path, help="embedded Qdrant and monitor state (RECSYS_DATA_DIR)")
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides: dict[str, object] = {"data_dir": args.data_dir} if args.data_dir else {}
+    names: tuple[ServiceName, ...] = ("encoder", "recommender", "monitor") if args.service == "all" else (args.service,)
+    asyncio.run(serve(names, overrides))
+    return 0
 
 
 async def serve(names: tuple[ServiceName, ...], overrides: dict[str, object]) -> None:

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
 
 from pydantic_settings import BaseSettings
+
+HELP = "print every RECSYS_* setting with its default and meaning (Markdown)"
+QUIET = True
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    del parser  # no options
+
+
+def run(args: argparse.Namespace) -> int:
+    print(settings_markdown())
+    return 0
+
 
 # (section title, module, class); the services' classes only list what they add.
 SETTINGS_CLASSES = [
