@@ -114,10 +114,15 @@ class RecommenderClient(_Channel):
         *,
         where: dict[str, Any] | None = None,
         exclude: Iterable[str] = (),
+        controls: recommender_pb2.FeedControls | None = None,
     ) -> recommender_pb2.SimilarItemsResponse:
         return await self.stub.SimilarItems(
             recommender_pb2.SimilarItemsRequest(
-                item_id=item_id, limit=limit, filter=item_filter(where), exclude_item_ids=list(exclude)
+                item_id=item_id,
+                limit=limit,
+                filter=item_filter(where),
+                exclude_item_ids=list(exclude),
+                controls=controls,
             ),
             timeout=30,
         )
@@ -129,10 +134,15 @@ class RecommenderClient(_Channel):
         *,
         where: dict[str, Any] | None = None,
         exclude: Iterable[str] = (),
+        controls: recommender_pb2.FeedControls | None = None,
     ) -> recommender_pb2.ForYouResponse:
         return await self.stub.ForYou(
             recommender_pb2.ForYouRequest(
-                user_id=user_id, limit=limit, filter=item_filter(where), exclude_item_ids=list(exclude)
+                user_id=user_id,
+                limit=limit,
+                filter=item_filter(where),
+                exclude_item_ids=list(exclude),
+                controls=controls,
             ),
             timeout=30,
         )
@@ -164,9 +174,19 @@ class MonitorClient(_Channel):
         response = await self.stub.GetDriftReport(monitor_pb2.GetDriftReportRequest(space=space), timeout=60)
         return response.report
 
-    async def anomalies(self, kind: str = "", limit: int = 100) -> list[monitor_pb2.Anomaly]:
-        response = await self.stub.ListAnomalies(monitor_pb2.ListAnomaliesRequest(kind=kind, limit=limit), timeout=30)
+    async def anomalies(self, kind: str = "", limit: int = 100, space: str = "") -> list[monitor_pb2.Anomaly]:
+        response = await self.stub.ListAnomalies(
+            monitor_pb2.ListAnomaliesRequest(kind=kind, limit=limit, space=space), timeout=30
+        )
         return list(response.anomalies)
+
+    async def reset_reference(self, space: str) -> monitor_pb2.DriftReport:
+        response = await self.stub.ResetReference(monitor_pb2.ResetReferenceRequest(space=space), timeout=60)
+        return response.report
+
+    def watch_alerts(self, after_id: str = "", event: str = "", space: str = "") -> Any:
+        """A server stream of WatchAlertsResponse (iterate it with `async for`; cancel() ends it)."""
+        return self.stub.WatchAlerts(monitor_pb2.WatchAlertsRequest(after_id=after_id, event=event, space=space))
 
 
 class EventPublisher:

@@ -3,14 +3,18 @@
 Payload of an `items` point (written by the encoder, read by the recommender and monitor):
     item_id, title, category, tags[], attributes{}, version, created_at, updated_at,
     interaction_count (positive interactions seen), popularity (decayed sum of positive event
-    weights as of popularity_ts), popularity_ts, behavior_norm, behavior_ts, recent_event_ids[] (bounded), in_catalog.
+    weights as of popularity_ts), popularity_ts, recent_event_ids[] (bounded), in_catalog, revision
+    (bumped by every interaction write: the compare-and-set guard), behavior_version (the
+    factorization the behavior vector comes from) and behavior_norm (the vector's strength, 0..1;
+    0 without one), both written only by the encoder's behavior refresh.
 An item seen in interactions before its item.upserted has a point with in_catalog=false,
-    version -1, its activity fields and behavior vector but no content; feeds never return it,
+    version -1, its activity fields (and, after a refresh, a behavior vector) but no content; feeds never return it,
     and the first item.upserted completes it in place (in_catalog=true).
 Payload of a `users` point:
     user_id, event_count, last_event_ts, taste_norm, taste_ts, session_id, session_norm,
-    session_ts, behavior_norm, behavior_ts, history[] ([item_id, weight, ts], oldest first,
-    bounded), seen[] (item ids, bounded), recent_event_ids[] (bounded).
+    session_ts, behavior_norm, behavior_ts, behavior_version (the item model it was folded in
+    from), history[] ([item_id, weight, ts], oldest first, bounded), seen[] (item ids, bounded),
+    recent_event_ids[] (bounded), revision (the compare-and-set guard).
 The *_norm fields keep the length of the un-normalized accumulator: cosine collections store
 unit vectors, and decayed sums need their magnitude to add the next event correctly.
 """

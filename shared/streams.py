@@ -114,18 +114,25 @@ class StreamConsumer:
             ),
             max_workers=policy.concurrency,
         )
-        reader(self._on_entry)
-        claimer(self._on_entry)
+        reader(self._on_new_entry)
+        claimer(self._on_claimed_entry)
 
     async def prepare(self) -> None:
         """Creates the group; call before the broker starts."""
         await ensure_group(self._redis, self.stream, self.group)
 
-    async def _on_entry(self, msg: RedisStreamMessage) -> None:
+    async def _on_new_entry(self, msg: RedisStreamMessage) -> None:
+        # XREADGROUP ">" hands out only entries never delivered before: no need to ask Redis how often.
+        await self._on_entry(msg, first_delivery=True)
+
+    async def _on_claimed_entry(self, msg: RedisStreamMessage) -> None:
+        await self._on_entry(msg, first_delivery=False)
+
+    async def _on_entry(self, msg: RedisStreamMessage, first_delivery: bool) -> None:
         raw = msg.raw_message
         entry_id = raw["message_ids"][0].decode()
         fields = _decode(raw["data"])
-        deliveries = await self._delivery_count(entry_id)
+        deliveries = 1 if first_delivery else await self._delivery_count(entry_id)
         if deliveries > self._policy.max_deliveries:
             await self._dead_letter(fields, entry_id, deliveries, f"gave up after {deliveries - 1} failed deliveries")
             return

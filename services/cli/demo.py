@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from importlib import resources
 from pathlib import Path
 
+from qdrant_client import models
+
 from recsys.cli.runner import RunningSystem, start_system, wait_ready
 from recsys.shared.api import common_pb2
 from recsys.shared.client import EventPublisher, MonitorClient, RecommenderClient
@@ -92,6 +94,13 @@ async def _ingest(system: RunningSystem, publisher: EventPublisher, catalog: lis
         return bool(users) and (users[0].payload or {}).get("event_count", 0) >= expected
 
     await _wait_until(traffic_applied, "interaction ingestion")
+
+    async def behavior_fitted() -> bool:
+        fitted = models.Filter(must=[models.FieldCondition(key="behavior_version", range=models.Range(gt=0))])
+        return (await system.store.client.count(ITEMS, count_filter=fitted, exact=True)).count > 0
+
+    # The collaborative model is refit after the demo traffic (RECSYS_BEHAVIOR_REFRESH_INTERACTIONS).
+    await _wait_until(behavior_fitted, "behavior model refresh")
     return interactions
 
 
@@ -135,12 +144,14 @@ async def run_demo(data_dir: Path | None = None) -> int:
         overrides: dict[str, object] = {
             "data_dir": data_dir or Path(tmp),
             "stream_prefix": prefix,
-            **{f"{name}_port": 0 for name in ("encoder", "recommender", "monitor", "metrics")},
+            **{f"{name}_port": 0 for name in ("encoder", "recommender", "monitor", "metrics", "encoder_metrics")},
             **{f"{name}_host": "127.0.0.1" for name in ("encoder", "recommender", "monitor")},
             # Windows small enough for the demo catalog: its first 20 items against its last 20.
             "reference_size": 20,
             "current_size": 20,
             "min_window": 10,
+            # Refit the collaborative model once the demo traffic is in, instead of every 10,000 events.
+            "behavior_refresh_interactions": sum(len(actions) for _, actions in DEMO_TRAFFIC),
         }
         print("starting encoder, recommender and monitor (embedded Qdrant, real model)...")
         system = await start_system(overrides=overrides)

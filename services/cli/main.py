@@ -19,6 +19,10 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("publish",): "recsys.cli.publish",
     ("demo",): "recsys.cli.demo",
     ("settings",): "recsys.cli.settings_doc",
+    ("bench", "encoder"): "recsys.cli.bench_encoder",
+    ("eval",): "recsys.cli.evaluate",
+    ("report",): "recsys.cli.report",
+    ("bench", "drift"): "recsys.cli.bench_drift",
 }
 
 

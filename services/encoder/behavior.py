@@ -1,37 +1,17 @@
-"""The collaborative behavior space: a random-projection sketch of the decayed user-item matrix.
+"""A user's position in the collaborative behavior space, folded in from the items of their history.
 
-Every user has a fixed pseudo-random unit code. An item's behavior vector is the decayed, weighted
-sum of the codes of the users who engaged with it, so the cosine between two items approximates
-the cosine between their columns of the user-item matrix (who engaged with both). A user's
-behavior vector is the decayed, weighted sum of the current behavior vectors of the items in their
-history, recomputed on every event so it always lives in the items' current basis.
+Item behavior vectors come from the periodic factorization (behavior_model.py). A user's behavior
+vector is the decayed, weighted sum of the current directions of the items in their history, so it
+is recomputed on every event and after every refresh and always lives in the items' current basis.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 
 import numpy as np
 
 from recsys.encoder.decay import DecayedSum
-
-# Part of the seed: changing it would move every user to a new code and scramble the space.
-_CODE_PERSONALIZATION = b"recsys-user-v1"
-
-
-def user_code(user_id: str, dims: int) -> np.ndarray:
-    """The user's unit code vector: derived from a hash of the id, so it needs no storage and never changes."""
-    digest = hashlib.blake2b(user_id.encode(), digest_size=16, person=_CODE_PERSONALIZATION).digest()
-    code = np.random.default_rng(int.from_bytes(digest, "big")).standard_normal(dims)
-    return code / np.linalg.norm(code)
-
-
-def item_behavior_after(
-    behavior: DecayedSum, user_id: str, weight: float, ts: float, half_life_s: float, dims: int
-) -> DecayedSum:
-    """An item's behavior sum after `user_id` engaged with it with `weight` at `ts`."""
-    return behavior.add(user_code(user_id, dims), weight, ts, half_life_s)
 
 
 def user_behavior(
@@ -42,7 +22,7 @@ def user_behavior(
 ) -> DecayedSum:
     """Decayed, weighted sum of the items' current behavior directions over (item_id, weight, ts) history.
 
-    Items without a behavior vector (unknown, or nobody's engagement left) contribute nothing.
+    Items without a behavior vector (unknown, or not in the current model) contribute nothing.
     """
     total = DecayedSum.empty(now)
     for item_id, weight, ts in history:
@@ -54,3 +34,15 @@ def user_behavior(
             continue
         total = total.add(np.asarray(direction, dtype=np.float64) / length, weight, ts, half_life_s)
     return total
+
+
+def newest_version(versions: Mapping[str, int]) -> int | None:
+    """The newest behavior version among the items read; during a refresh some are still on the previous one."""
+    return max(versions.values(), default=None)
+
+
+def of_version(
+    item_behaviors: Mapping[str, np.ndarray], versions: Mapping[str, int], version: int | None
+) -> dict[str, np.ndarray]:
+    """Only the vectors of one model version: vectors of two factorizations live in unrelated bases."""
+    return {item_id: vector for item_id, vector in item_behaviors.items() if versions.get(item_id) == version}

@@ -24,7 +24,13 @@ def catalog_fields(event: ItemUpserted, ts: float) -> dict[str, Any]:
 
 def new_item_payload(event: ItemUpserted, ts: float) -> dict[str, Any]:
     """The whole payload of an item written for the first time."""
-    return {**catalog_fields(event, ts), "created_at": ts, **ItemActivity(popularity_ts=ts).payload()}
+    # behavior_norm stays 0 (no behavior vector) until a refresh of the collaborative model covers the item.
+    return {
+        **catalog_fields(event, ts),
+        "created_at": ts,
+        **ItemActivity(popularity_ts=ts).payload(),
+        "behavior_norm": 0.0,
+    }
 
 
 def activity_only_payload(item_id: str, activity: ItemActivity, ts: float) -> dict[str, Any]:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 import grpc
 
 from recsys.encoder.batching import Lane
 from recsys.encoder.embedding import EmbeddingEngine, EmbedOptions, TextEmbeddings
+from recsys.encoder.quantization import Precision
 from recsys.encoder.settings import EncoderSettings
 from recsys.shared.api import encoder_pb2, encoder_pb2_grpc
-from recsys.shared.errors import Unavailable
+from recsys.shared.errors import InvalidRequest, Unavailable
 from recsys.shared.grpc_server import maps_errors, status_for
 
 SERVICE_NAME = encoder_pb2.DESCRIPTOR.services_by_name["EncoderService"].full_name
@@ -21,25 +23,54 @@ SERVICE_NAME = encoder_pb2.DESCRIPTOR.services_by_name["EncoderService"].full_na
 # batcher fed from a single stream without letting one client queue unbounded work.
 STREAM_WINDOW = 32
 
+_PRECISIONS = {
+    encoder_pb2.PRECISION_UNSPECIFIED: Precision.FLOAT32,
+    encoder_pb2.PRECISION_FLOAT32: Precision.FLOAT32,
+    encoder_pb2.PRECISION_INT8: Precision.INT8,
+    encoder_pb2.PRECISION_UINT8: Precision.UINT8,
+    encoder_pb2.PRECISION_BINARY: Precision.BINARY,
+    encoder_pb2.PRECISION_UBINARY: Precision.UBINARY,
+}
+_WIRE_PRECISIONS = {precision: wire for wire, precision in _PRECISIONS.items() if wire}
+
 
 def options_from(request: encoder_pb2.EmbedRequest) -> EmbedOptions:
     """The request's options, with proto3 `optional` flags left unset meaning true."""
+    precision = _PRECISIONS.get(request.precision)
+    if precision is None:
+        known = ", ".join(encoder_pb2.Precision.Name(wire) for wire in _PRECISIONS)
+        raise InvalidRequest(f"unknown precision {request.precision}: use one of {known}")
     return EmbedOptions(
         normalize=request.normalize if request.HasField("normalize") else True,
         dimensions=request.dimensions,
         truncate=request.truncate if request.HasField("truncate") else True,
+        precision=precision,
     )
 
 
 def response_from(result: TextEmbeddings, model_name: str) -> encoder_pb2.EmbedResponse:
-    return encoder_pb2.EmbedResponse(
-        embeddings=[
+    if result.quantized is None:
+        embeddings = [
             encoder_pb2.Embedding(values=row.tolist(), tokens=tokens, truncated=truncated)
             for row, tokens, truncated in zip(result.vectors, result.tokens, result.truncated, strict=True)
-        ],
+        ]
+    else:
+        embeddings = [
+            encoder_pb2.Embedding(quantized=row.tobytes(), tokens=tokens, truncated=truncated)
+            for row, tokens, truncated in zip(result.quantized, result.tokens, result.truncated, strict=True)
+        ]
+    return encoder_pb2.EmbedResponse(
+        embeddings=embeddings,
         dimensions=result.vectors.shape[1],
         model=model_name,
+        precision=_WIRE_PRECISIONS[result.precision],
     )
+
+
+def deadline_of(context: grpc.aio.ServicerContext) -> float | None:
+    """The call's deadline on time.monotonic, so the batcher drops its texts unrun once it passed."""
+    remaining = context.time_remaining()
+    return None if remaining is None else time.monotonic() + remaining
 
 
 class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
@@ -58,16 +89,23 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
             raise Unavailable("the encoder is still loading its model; retry shortly")
         return self._engine
 
-    async def _embed(self, request: encoder_pb2.EmbedRequest) -> encoder_pb2.EmbedResponse:
+    async def _embed(
+        self, request: encoder_pb2.EmbedRequest, deadline: float | None = None
+    ) -> encoder_pb2.EmbedResponse:
         engine = self._ready_engine()
-        result = await engine.embed(list(request.texts), options_from(request), Lane.LIVE)
+        try:
+            options = options_from(request)
+        except InvalidRequest:
+            engine.count_refusal(Lane.LIVE, "invalid")
+            raise
+        result = await engine.embed(list(request.texts), options, Lane.LIVE, deadline)
         return response_from(result, engine.model.name)
 
     @maps_errors
     async def Embed(
         self, request: encoder_pb2.EmbedRequest, context: grpc.aio.ServicerContext
     ) -> encoder_pb2.EmbedResponse:
-        return await self._embed(request)
+        return await self._embed(request, deadline_of(context))
 
     async def EmbedStream(
         self,
@@ -80,13 +118,14 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
         requests before it.
         """
         window = asyncio.Semaphore(STREAM_WINDOW)
+        deadline = deadline_of(context)
         started: asyncio.Queue[asyncio.Task[encoder_pb2.EmbedResponse] | None] = asyncio.Queue()
 
         async def read_requests() -> None:
             try:
                 async for item in request_iterator:
                     await window.acquire()
-                    started.put_nowait(asyncio.create_task(self._embed(item.request)))
+                    started.put_nowait(asyncio.create_task(self._embed(item.request, deadline)))
             finally:
                 started.put_nowait(None)
 
@@ -130,5 +169,8 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
                 max_wait_ms=settings.batch_max_wait_ms,
                 queue_capacity=settings.queue_capacity,
                 max_texts_per_request=settings.max_texts_per_request,
+                bulk_share=settings.batch_bulk_share,
+                live_pass_ms=settings.batch_live_pass_ms,
+                live_grace_ms=settings.batch_live_grace_ms,
             ),
         )

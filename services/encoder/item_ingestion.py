@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
+from typing import Any, Protocol
 
 from qdrant_client import models
 
@@ -44,17 +47,40 @@ def _this_point(pid: str, *conditions: models.Filter | models.FieldCondition) ->
     return models.Filter(must=[models.HasIdCondition(has_id=[pid]), *conditions])
 
 
+class StageObserver(Protocol):
+    """Where an entry's time goes: `embed` (queue and model), `store` (Qdrant reads and writes), `notice`."""
+
+    def stage_done(self, stage: str, seconds: float) -> None: ...
+
+
+class _Unobserved:
+    def stage_done(self, stage: str, seconds: float) -> None:
+        pass
+
+
 class ItemIngestion:
     """The handler of the items stream; one instance serves every concurrent entry."""
 
     def __init__(
-        self, store: VectorStore, engine: EmbeddingEngine, notices: NoticePublisher, locks: KeyedLocks
+        self,
+        store: VectorStore,
+        engine: EmbeddingEngine,
+        notices: NoticePublisher,
+        locks: KeyedLocks,
+        observer: StageObserver | None = None,
     ) -> None:
         self._store = store
         self._engine = engine
         self._notices = notices
         # Shared with interaction ingestion: an item's events are handled one at a time in this process.
         self._locks = locks
+        self._observer = observer or _Unobserved()
+        # Embedded Qdrant writes block the event loop (a SQLite commit each): when a model pass ends,
+        # dozens of entries would write one after another before the loop reads a socket again.
+        # Taking turns puts one write per turn of the loop, so gRPC calls are answered in between.
+        self._store_turn: contextlib.AbstractAsyncContextManager[Any] = (
+            asyncio.Lock() if store.embedded else contextlib.nullcontext()
+        )
 
     async def handle(self, fields: dict[str, str], entry_id: str) -> None:
         """Applies one entry; raises MalformedEvent for an entry that can never be applied."""
@@ -78,15 +104,36 @@ class ItemIngestion:
     async def _upsert(self, event: ItemUpserted) -> None:
         pid = point_id(event.item_id)
         ts = event.ts if event.ts is not None else time.time()
+        started = time.perf_counter()
         exists, stored, stored_at = await self._stored_version(pid)
         if (stored, stored_at) >= (event.version, ts):
             log_event(_log, "item_stale_skipped", item_id=event.item_id, version=event.version, stored_version=stored)
             return
+        read = time.perf_counter()
         try:
             embedded = await self._engine.embed([event.content_text()], lane=Lane.BULK)
         except InvalidRequest as exc:
             raise MalformedEvent(f"item {event.item_id} cannot be embedded: {exc}") from exc
-        vector = embedded.vectors[0].tolist()
+        embedded_at = time.perf_counter()
+        self._observer.stage_done("embed", embedded_at - read)
+        async with self._store_turn:
+            await self._write(event, pid, ts, exists, embedded.vectors[0].tolist())
+        written = time.perf_counter()
+        self._observer.stage_done("store", (read - started) + (written - embedded_at))
+        await self._notices.publish([notice("items", CONTENT, event.item_id, "updated")])
+        self._observer.stage_done("notice", time.perf_counter() - written)
+        log_event(
+            _log,
+            "item_embedded",
+            logging.DEBUG,
+            item_id=event.item_id,
+            version=event.version,
+            created=not exists,
+            tokens=embedded.tokens[0],
+            truncated=embedded.truncated[0],
+        )
+
+    async def _write(self, event: ItemUpserted, pid: str, ts: float, exists: bool, vector: list[float]) -> None:
         client = self._store.client
         if not exists:
             # The filter also refuses to overwrite a newer version another process wrote meanwhile.
@@ -107,17 +154,6 @@ class ItemIngestion:
             await client.set_payload(
                 ITEMS, catalog_fields(event, ts), points=_this_point(pid, _older_than(event.version, ts))
             )
-        await self._notices.publish([notice("items", CONTENT, event.item_id, "updated")])
-        log_event(
-            _log,
-            "item_embedded",
-            logging.DEBUG,
-            item_id=event.item_id,
-            version=event.version,
-            created=not exists,
-            tokens=embedded.tokens[0],
-            truncated=embedded.truncated[0],
-        )
 
     async def _delete(self, event: ItemDeleted) -> None:
         pid = point_id(event.item_id)

@@ -36,6 +36,10 @@ class UserProfile:
     history: list[HistoryEntry] = field(default_factory=list)
     seen: list[str] = field(default_factory=list)
     recent_event_ids: list[str] = field(default_factory=list)
+    # The factorization version the behavior vector was folded in from (None: no behavior vector yet).
+    behavior_version: int | None = None
+    # The writer bumps it with every write, so a compare-and-set can tell whether someone else wrote meanwhile.
+    revision: int = 0
 
     @classmethod
     def from_stored(
@@ -63,6 +67,8 @@ class UserProfile:
             history=[HistoryEntry(str(i), float(w), float(t)) for i, w, t in payload.get("history", [])],
             seen=[str(item_id) for item_id in payload.get("seen", [])],
             recent_event_ids=[str(event_id) for event_id in payload.get("recent_event_ids", [])],
+            behavior_version=_optional_int(payload.get("behavior_version")),
+            revision=int(payload.get("revision", 0)),
         )
 
     def payload(self) -> dict[str, Any]:
@@ -81,6 +87,8 @@ class UserProfile:
             "history": [list(entry) for entry in self.history],
             "seen": list(self.seen),
             "recent_event_ids": list(self.recent_event_ids),
+            "behavior_version": self.behavior_version,
+            "revision": self.revision,
         }
 
     def has_recorded(self, event_id: str) -> bool:
@@ -107,9 +115,12 @@ class UserProfile:
         if in_current_session:
             self.session = self.session.add(item_content, weight, ts, rules.session_half_life_s)
 
-    def refresh_behavior(self, item_behaviors: Mapping[str, np.ndarray], rules: InteractionRules) -> None:
-        """Recomputes the behavior vector from the history against the items' current behavior vectors."""
+    def refresh_behavior(
+        self, item_behaviors: Mapping[str, np.ndarray], version: int | None, rules: InteractionRules
+    ) -> None:
+        """Recomputes the behavior vector from the history against the item vectors of model `version`."""
         self.behavior = user_behavior(self.history, item_behaviors, self.last_event_ts, rules.behavior_half_life_s)
+        self.behavior_version = version if self.behavior.total is not None else None
 
     def _follow_session(self, session_id: str | None, ts: float) -> bool:
         """Starts a new session when a newer event names another one; False when the event belongs to an older one."""
@@ -120,6 +131,10 @@ class UserProfile:
         self.session_id = session_id
         self.session = DecayedSum.empty(ts)
         return True
+
+
+def _optional_int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _bounded_append(values: list[str], value: str, limit: int) -> list[str]:

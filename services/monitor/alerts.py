@@ -1,4 +1,4 @@
-"""When to alert (once when a space turns drifted, once per new anomaly, each with a cooldown) and what it says."""
+"""When to alert (once per drift episode, once per new anomaly, with a cooldown), what it says, how it reads back."""
 
 from __future__ import annotations
 
@@ -24,7 +24,26 @@ class Alert:
     data: dict[str, Any] = field(default_factory=dict)
 
     def to_fields(self) -> dict[str, str]:
-        return {"event": self.event, "data": json.dumps(_finite(self.data), sort_keys=True)}
+        return {"event": self.event, "data": json.dumps(json_safe(self.data), sort_keys=True)}
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    """An alert as read back from the alerts stream."""
+
+    entry_id: str
+    event: str
+    space: str
+    # "drift" for drift alerts, else the anomaly kind.
+    kind: str
+    # The space for drift alerts, else the anomaly's subject.
+    subject: str
+    reason: str
+    # The numeric figures of the alert (null figures left out).
+    statistics: dict[str, float]
+    at: float
+    explanation: tuple[str, ...]
+    data_json: str
 
 
 def drift_alert(report: DriftReport) -> Alert:
@@ -35,7 +54,13 @@ def drift_alert(report: DriftReport) -> Alert:
     return Alert(
         DRIFT_EVENT,
         ("drift", report.space),
-        {"space": report.space, "statistics": report.statistics(), "reason": reason, "computed_at": report.computed_at},
+        {
+            "space": report.space,
+            "statistics": report.statistics(),
+            "reason": reason,
+            "explanation": list(report.explanation),
+            "computed_at": report.computed_at,
+        },
     )
 
 
@@ -113,13 +138,61 @@ class AlertPolicy:
         last = self._last_sent.get(key)
         return last is None or now - last >= self.cooldown_s
 
+    def export(self) -> dict[str, Any]:
+        """What must survive a restart: open episodes (not alerted again) and when each key was last alerted."""
+        return {
+            "open_episodes": sorted(space for space, episode in self._episodes.items() if episode.open),
+            "last_sent": [[list(key), at] for key, at in self._last_sent.items()],
+        }
 
-def _finite(value: Any) -> Any:
+    def restore(self, exported: dict[str, Any]) -> None:
+        for space in exported.get("open_episodes", []):
+            self._episodes.setdefault(space, _DriftEpisode()).open = True
+        for key, at in exported.get("last_sent", []):
+            self._last_sent[tuple(key)] = float(at)
+        while len(self._last_sent) > self._remembered:
+            self._last_sent.popitem(last=False)
+
+
+def alert_record(entry_id: str, fields: dict[str, str]) -> AlertRecord:
+    """An alerts-stream entry read back; anything that is not one of ours reads as an "unknown" record."""
+    event = fields.get("event", "")
+    raw = fields.get("data", "{}")
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError:
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    statistics = data.get("statistics") if isinstance(data.get("statistics"), dict) else {}
+    numbers = {
+        name: float(value)
+        for name, value in (statistics or {}).items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    }
+    space = str(data.get("space", ""))
+    drift = event == DRIFT_EVENT
+    explanation = data.get("explanation") if isinstance(data.get("explanation"), list) else []
+    return AlertRecord(
+        entry_id=entry_id,
+        event=event,
+        space=space,
+        kind="drift" if drift else str(data.get("kind", "unknown")),
+        subject=space if drift else str(data.get("subject", "")),
+        reason=str(data.get("reason", "")),
+        statistics=numbers,
+        at=float(data.get("computed_at" if drift else "detected_at") or 0.0),
+        explanation=tuple(str(line) for line in explanation or []),
+        data_json=raw,
+    )
+
+
+def json_safe(value: Any) -> Any:
     """JSON has no NaN or infinity: such figures become null."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
+        return [json_safe(v) for v in value]
     return value

@@ -1,10 +1,11 @@
-"""Anomalies in one vector: degenerate vectors and near-duplicate subjects; a bounded log of the recent ones."""
+"""What an anomaly is, the checks on one vector (degenerate, near-duplicate), and a bounded log of the recent ones."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 
@@ -15,6 +16,9 @@ ZERO_NORM = 1e-12
 class AnomalyKind(StrEnum):
     DEGENERATE_VECTOR = "degenerate_vector"
     NEAR_DUPLICATE = "near_duplicate"
+    OUTLIER = "outlier"
+    BOT_LIKE_USER = "bot_like_user"
+    POPULARITY_SPIKE = "popularity_spike"
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,9 @@ class Anomaly:
     # An item or user id; for a near-duplicate pair both ids, sorted, joined by "|".
     subject: str
     # Near duplicates: the cosine. Degenerate vectors: the norm, or for non-finite vectors the
-    # number of NaN/infinite components (a norm would be NaN, which JSON cannot carry).
+    # number of NaN/infinite components (a norm would be NaN, which JSON cannot carry). Outliers:
+    # the k-th-neighbour cosine distance. Bots: events in the burst window, or the coefficient of
+    # variation of their intervals (below the threshold). Spikes: the recent-to-usual rate ratio.
     score: float
     threshold: float
     detected_at: float
@@ -36,6 +42,29 @@ class Anomaly:
     def key(self) -> tuple[str, str, str]:
         """What makes two findings the same anomaly."""
         return (self.kind.value, self.space, self.subject)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "space": self.space,
+            "subject": self.subject,
+            "score": self.score,
+            "threshold": self.threshold,
+            "detected_at": self.detected_at,
+            "detail": self.detail,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Anomaly:
+        return cls(
+            AnomalyKind(data["kind"]),
+            str(data["space"]),
+            str(data["subject"]),
+            float(data["score"]),
+            float(data["threshold"]),
+            float(data["detected_at"]),
+            str(data["detail"]),
+        )
 
 
 def pair_subject(a: str, b: str) -> str:
@@ -167,12 +196,20 @@ class AnomalyLog:
             self._entries.popitem(last=False)
         return new
 
-    def recent(self, kind: AnomalyKind | None = None, limit: int = 100) -> list[Anomaly]:
-        """Up to limit anomalies, newest first, of one kind or all."""
+    def recent(self, kind: AnomalyKind | None = None, limit: int = 100, space: str = "") -> list[Anomaly]:
+        """Up to limit anomalies, newest first, of one kind (or all) in one space (or all)."""
         found: list[Anomaly] = []
         for anomaly in reversed(self._entries.values()):
             if len(found) >= limit:
                 break
-            if kind is None or anomaly.kind == kind:
+            if (kind is None or anomaly.kind == kind) and (not space or anomaly.space == space):
                 found.append(anomaly)
         return found
+
+    def export(self) -> list[dict[str, Any]]:
+        """Oldest first, JSON-ready."""
+        return [anomaly.to_dict() for anomaly in self._entries.values()]
+
+    def restore(self, exported: list[dict[str, Any]]) -> None:
+        for data in exported:
+            self.record(Anomaly.from_dict(data))

@@ -1,4 +1,4 @@
-"""The monitor service: follows the embeddings notices, keeps windows per space, reports drift and anomalies."""
+"""The monitor service: follows vector notices and interactions, keeps windows per space, reports drift, anomalies."""
 
 from __future__ import annotations
 
@@ -6,22 +6,30 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
+from typing import Any
 
 from faststream.redis import RedisBroker
 from redis.asyncio import Redis
 
-from recsys.monitor.alerts import Alert, AlertPolicy
+from recsys.monitor.alert_feed import AlertFeed, start_position
+from recsys.monitor.alerts import Alert, AlertPolicy, AlertRecord
 from recsys.monitor.anomalies import Anomaly, AnomalyKind, AnomalyLog
-from recsys.monitor.drift import DriftReport, compare_windows
+from recsys.monitor.drift import DriftReport, DriftTest, compare_windows, insufficient_report
 from recsys.monitor.grpc_api import MonitorServicer
+from recsys.monitor.history import DriftHistory
 from recsys.monitor.metrics import MonitorMetrics
+from recsys.monitor.persistence import MonitorPersistence
 from recsys.monitor.settings import MonitorSettings
 from recsys.monitor.space_watch import SpaceWatch, WatchPolicy
 from recsys.monitor.spaces import SPACES, Space, space_named, space_of
+from recsys.monitor.state_store import StateStore
+from recsys.monitor.traffic import TrafficPolicy, TrafficWatch
 from recsys.monitor.vector_source import VectorSource
+from recsys.monitor.windows import WindowPolicy
 from recsys.shared.api import monitor_pb2, monitor_pb2_grpc
-from recsys.shared.errors import InvalidRequest
-from recsys.shared.events import EmbeddingNotice
+from recsys.shared.errors import InvalidRequest, Unavailable
+from recsys.shared.events import EmbeddingNotice, MalformedEvent, parse_interaction
 from recsys.shared.grpc_server import GrpcServer
 from recsys.shared.logs import log_event
 from recsys.shared.store import VectorStore
@@ -31,6 +39,7 @@ _log = logging.getLogger(__name__)
 
 DEFAULT_ANOMALY_LIMIT = 100
 MAX_ANOMALY_LIMIT = 1000
+ALERT_EVENTS = ("drift.detected", "anomaly.detected")
 
 
 class MonitorService:
@@ -43,20 +52,41 @@ class MonitorService:
         self.store = store
         self.redis = redis
         self.ready = asyncio.Event()
-        self._watches = {space.name: SpaceWatch(space.name, _watch_policy(settings, space)) for space in SPACES}
+        self._watches = {
+            space.name: SpaceWatch(space.name, _watch_policy(settings, space), seed=settings.drift_seed)
+            for space in SPACES
+        }
+        self._traffic = TrafficWatch(_traffic_policy(settings))
         self._anomalies = AnomalyLog(settings.anomaly_capacity)
         self._alerts = AlertPolicy(settings.alert_cooldown_s)
+        self._history = DriftHistory(settings.report_history_size)
         # Held from "is an alert due" to "it was sent", so concurrent callers never publish one twice.
         self._alert_lock = asyncio.Lock()
         self._reports: dict[str, DriftReport] = {}
         self._report_versions: dict[str, int] = {}
         self._report_locks = {space.name: asyncio.Lock() for space in SPACES}
+        # Bumped by every change the state document holds (reports, anomalies, alerts), so saves skip idle periods.
+        self._changes = 0
+        self._persistence = MonitorPersistence(
+            StateStore(settings.state_dir),
+            self._watches,
+            self._history,
+            self._anomalies,
+            self._alerts,
+            {
+                "reference_mode": settings.reference_mode.value,
+                "alpha": settings.alpha,
+                "permutations": settings.permutations,
+            },
+        )
+        self._closing = asyncio.Event()
+        self._feed = AlertFeed(redis, settings.streams.alerts, self._closing)
         self._source = VectorSource(
             store.client, max_batch=settings.fetch_batch_size, max_wait_s=settings.fetch_batch_wait_ms / 1000
         )
         self._grpc: GrpcServer | None = None
         self._broker: RedisBroker | None = None
-        self._evaluator: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._port = 0
         self.metrics = MonitorMetrics()
         self.metrics_port = 0
@@ -76,6 +106,8 @@ class MonitorService:
         log_event(_log, "monitor_started", port=self.port, spaces=list(self._watches), store=self.store.location)
 
     async def _start(self) -> None:
+        self._closing.clear()
+        await asyncio.to_thread(self._persistence.restore)
         self._grpc = GrpcServer(
             self.settings.grpc_address, [monitor_pb2.DESCRIPTOR.services_by_name["MonitorService"].full_name]
         )
@@ -85,34 +117,57 @@ class MonitorService:
             self.metrics_port = self.metrics.serve(self.settings.monitor_host, self.settings.metrics_port)
         self._source.start()
         self._broker = new_broker(self.settings.redis_url, graceful_timeout=self.settings.grpc_grace_s)
-        consumer = StreamConsumer(
-            self._broker,
-            self.redis,
-            stream=self.settings.streams.embeddings,
-            group=self.settings.monitor_group,
-            consumer=self.settings.consumer_name,
-            handler=self.handle_notice,
-            policy=ConsumerPolicy.from_settings(self.settings),
-        )
-        await consumer.prepare()
+        policy = ConsumerPolicy.from_settings(self.settings)
+        consumers = [
+            StreamConsumer(
+                self._broker,
+                self.redis,
+                stream=self.settings.streams.embeddings,
+                group=self.settings.monitor_group,
+                consumer=self.settings.consumer_name,
+                handler=self.handle_notice,
+                policy=policy,
+            ),
+            # Its own group: the encoder's group keeps its entries, and bots and spikes are read from the same events.
+            StreamConsumer(
+                self._broker,
+                self.redis,
+                stream=self.settings.streams.interactions,
+                group=self.settings.monitor_interactions_group,
+                consumer=self.settings.consumer_name,
+                handler=self.handle_interaction,
+                policy=policy,
+            ),
+        ]
+        for consumer in consumers:
+            await consumer.prepare()
         await self._broker.start()
-        self._evaluator = asyncio.create_task(self._evaluate_periodically(), name="monitor-evaluator")
+        self._tasks = [
+            asyncio.create_task(self._evaluate_periodically(), name="monitor-evaluator"),
+            asyncio.create_task(self._save_periodically(), name="monitor-state"),
+        ]
         await self._refresh_readiness()
 
     async def stop(self) -> None:
         self.ready.clear()
+        self._closing.set()  # open WatchAlerts streams end instead of holding the shutdown for the grace period
         if self._grpc is not None:
             await self._grpc.set_serving(False)
-        if self._evaluator is not None:
-            self._evaluator.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._evaluator
-            self._evaluator = None
+                await task
+        self._tasks = []
         if self._broker is not None:
             # Handlers in flight finish (and ack) or leave their entry pending for a claimer.
             await self._broker.stop()
             self._broker = None
         await self._source.stop()
+        if self._port:
+            try:
+                await self.save_state()
+            except Exception as exc:  # a failed snapshot must not keep the rest from stopping
+                log_event(_log, "state_save_failed", logging.ERROR, error=repr(exc))
         if self._grpc is not None:
             await self._grpc.stop(self.settings.grpc_grace_s)
             self._grpc = None
@@ -123,16 +178,25 @@ class MonitorService:
         notice = EmbeddingNotice.from_fields(fields)  # MalformedEvent: dead-lettered
         space = space_of(notice.collection, notice.vector)
         if space is None:
-            return  # a vector the monitor does not watch (yet)
+            return  # a vector the monitor does not watch
         watch = self._watches[space.name]
         if notice.change == "deleted":
             watch.forget(notice.subject_id)
             return
-        vector = await self._source.fetch(space, notice.subject_id)
-        if vector is None:
+        stored = await self._source.fetch(space, notice.subject_id)
+        if stored is None:
             # Deleted (or never written) since the notice was sent; its deletion notice follows.
             return
-        for anomaly in watch.observe(notice.subject_id, vector, now=time.time()):
+        for anomaly in watch.observe(notice.subject_id, stored.values, now=notice.ts, version=stored.version):
+            await self._report_anomaly(anomaly)
+
+    async def handle_interaction(self, fields: dict[str, str], entry_id: str) -> None:
+        """One `recsys:interactions` entry, read for bot-like users and popularity spikes."""
+        try:
+            event = parse_interaction(fields, entry_id)
+        except MalformedEvent:
+            return  # the encoder's consumer dead-letters it; one dead letter per entry is enough
+        for anomaly in self._traffic.observe(event, now=time.time()):
             await self._report_anomaly(anomaly)
 
     async def drift_report(self, space: str) -> DriftReport:
@@ -140,23 +204,26 @@ class MonitorService:
         space_named(space)
         watch = self._watches[space]
         async with self._report_locks[space]:
+            now = time.time()
+            watch.windows.expire(now)
             cached = self._reports.get(space)
             if cached is not None and self._report_versions.get(space) == watch.windows.version:
                 return cached
             snapshot = watch.snapshot()
-            report = await asyncio.to_thread(
-                compare_windows,
-                space,
-                snapshot.reference,
-                snapshot.current,
-                min_window=self.settings.min_window,
-                permutations=self.settings.permutations,
-                alpha=self.settings.alpha,
-                seed=self.settings.drift_seed,
-            )
+            context = {"reference_mode": self.settings.reference_mode.value, "version": watch.basis_version}
+            pending = watch.windows.reference_pending(now)
+            if pending:
+                sizes = len(snapshot.reference), len(snapshot.current)
+                report = insufficient_report(space, *sizes, pending, self._drift_test(), now=now, **context)
+            else:
+                report = await asyncio.to_thread(
+                    compare_windows, space, snapshot.reference, snapshot.current, self._drift_test(), **context
+                )
             self._reports[space] = report
             self._report_versions[space] = snapshot.version
             self._alerts.observe_report(report, time.time())
+            self._history.record(report)
+            self._changes += 1
             self.metrics.record_report(report)
         if report.sufficient:
             log_event(
@@ -166,14 +233,26 @@ class MonitorService:
                 drifted=report.drifted,
                 p_value=report.p_value,
                 mmd2=report.mmd2,
+                classifier_auc=report.classifier_auc,
                 reference_size=report.reference_size,
                 current_size=report.current_size,
             )
         await self._send_drift_alert(space)
         return report
 
-    def anomalies(self, kind: str = "", limit: int = 0) -> list[Anomaly]:
-        """Recent anomalies, newest first; kind "" means all kinds, limit 0 means 100."""
+    async def reset_reference(self, space: str) -> DriftReport:
+        """The space's current window becomes its reference (the change is accepted); returns the fresh report."""
+        space_named(space)
+        watch = self._watches[space]
+        async with self._report_locks[space]:
+            if watch.windows.current_count == 0:
+                raise InvalidRequest(f"the current window of {space!r} is empty: nothing to make the reference")
+            watch.windows.reset_reference()
+        log_event(_log, "reference_reset", space=space, reference_size=watch.windows.reference_count)
+        return await self.drift_report(space)
+
+    def anomalies(self, kind: str = "", limit: int = 0, space: str = "") -> list[Anomaly]:
+        """Recent anomalies, newest first; kind "" means all kinds, limit 0 means 100, space "" every space."""
         if kind:
             try:
                 wanted: AnomalyKind | None = AnomalyKind(kind)
@@ -186,12 +265,52 @@ class MonitorService:
             raise InvalidRequest(
                 f"limit must be between 1 and {MAX_ANOMALY_LIMIT} (0 means {DEFAULT_ANOMALY_LIMIT}), got {limit}"
             )
-        return self._anomalies.recent(wanted, limit or DEFAULT_ANOMALY_LIMIT)
+        return self._anomalies.recent(wanted, limit or DEFAULT_ANOMALY_LIMIT, space)
+
+    def watch_alerts(self, after_id: str = "", event: str = "", space: str = "") -> AsyncIterator[AlertRecord]:
+        """Alerts published after after_id ("" from now on), as they come, optionally of one event type or space.
+
+        Validates at once (InvalidRequest), before the first alert is awaited.
+        """
+        if event and event not in ALERT_EVENTS:
+            known = ", ".join(f'"{e}"' for e in ALERT_EVENTS)
+            raise InvalidRequest(f"unknown alert event {event!r}; known events: {known}")
+        if space:
+            known_spaces = [*self._watches, "interactions"]
+            if space not in known_spaces:
+                raise InvalidRequest(f"unknown space {space!r}; known: {', '.join(map(repr, known_spaces))}")
+        start_position(after_id)
+        return self._filtered_alerts(after_id, event, space)
+
+    async def _filtered_alerts(self, after_id: str, event: str, space: str) -> AsyncIterator[AlertRecord]:
+        last = after_id
+        async for record in self._feed.follow(after_id):
+            last = record.entry_id
+            if (not event or record.event == event) and (not space or record.space == space):
+                yield record
+        # The feed ends only when the service stops: tell the client to come back (UNAVAILABLE is retryable).
+        raise Unavailable(f"the monitor is stopping; watch again with after_id={last or 'the last alert id'!r}")
+
+    def history(self, space: str) -> list[dict[str, Any]]:
+        return self._history.of(space)
 
     async def evaluate(self) -> dict[str, DriftReport]:
         """One pass of the periodic work: readiness, then every space's report (and its alert, if due)."""
         await self._refresh_readiness()
         return {space.name: await self.drift_report(space.name) for space in SPACES}
+
+    async def save_state(self) -> None:
+        """Writes what changed since the last save (windows per space, then the rest) under data_dir/monitor."""
+        await self._persistence.save(self._reports, self._changes)
+
+    def _drift_test(self) -> DriftTest:
+        return DriftTest(
+            min_window=self.settings.min_window,
+            permutations=self.settings.permutations,
+            alpha=self.settings.alpha,
+            seed=self.settings.drift_seed,
+            classifier_folds=self.settings.classifier_folds,
+        )
 
     async def _evaluate_periodically(self) -> None:
         while True:
@@ -200,6 +319,14 @@ class MonitorService:
                 await self.evaluate()
             except Exception as exc:  # the next pass tries again; the loop must outlive a bad pass
                 log_event(_log, "evaluation_failed", logging.ERROR, error=repr(exc))
+
+    async def _save_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.state_interval_s)
+            try:
+                await self.save_state()
+            except Exception as exc:  # a full disk must not stop the monitor; the next pass retries
+                log_event(_log, "state_save_failed", logging.ERROR, error=repr(exc))
 
     async def _report_anomaly(self, anomaly: Anomaly) -> None:
         if self._anomalies.record(anomaly):
@@ -214,10 +341,11 @@ class MonitorService:
                 score=anomaly.score,
                 detail=anomaly.detail,
             )
+        self._changes += 1
         async with self._alert_lock:
-            alert = self._alerts.anomaly_alert_due(anomaly, anomaly.detected_at)
+            alert = self._alerts.anomaly_alert_due(anomaly, time.time())
             if alert is not None:
-                # A failed publish raises: the notice is retried and the anomaly is found and alerted again.
+                # A failed publish raises: the entry is retried and the anomaly is found and alerted again.
                 await self._publish(alert)
 
     async def _send_drift_alert(self, space: str) -> None:
@@ -240,6 +368,8 @@ class MonitorService:
             approximate=True,
         )
         self._alerts.sent(alert, time.time())
+        self._changes += 1
+        self.metrics.record_alert(alert.event)
 
     async def _refresh_readiness(self) -> None:
         serving = self._grpc is not None and await self.store.is_reachable()
@@ -256,9 +386,30 @@ class MonitorService:
 
 def _watch_policy(settings: MonitorSettings, space: Space) -> WatchPolicy:
     return WatchPolicy(
-        reference_size=settings.reference_size,
-        current_size=settings.current_size,
+        windows=WindowPolicy(
+            reference_size=settings.reference_size,
+            current_size=settings.current_size,
+            reference_mode=settings.reference_mode,
+            pinned_at=settings.reference_pinned_at,
+            current_window_s=settings.current_window_s,
+        ),
         min_window=settings.min_window,
         near_duplicate_cosine=settings.near_duplicate_cosine if space.near_duplicates_checked else None,
         degenerate_norm_ratio=settings.degenerate_norm_ratio,
+        outlier_neighbours=settings.outlier_neighbors if space.outliers_checked else None,
+        outlier_quantile=settings.outlier_quantile,
+    )
+
+
+def _traffic_policy(settings: MonitorSettings) -> TrafficPolicy:
+    return TrafficPolicy(
+        burst_events=settings.bot_burst_events,
+        burst_window_s=settings.bot_burst_window_s,
+        regular_events=settings.bot_regular_events,
+        regular_cv=settings.bot_regular_cv,
+        spike_window_s=settings.spike_window_s,
+        spike_baseline_s=settings.spike_baseline_s,
+        spike_ratio=settings.spike_ratio,
+        spike_min_events=settings.spike_min_events,
+        tracked_subjects=settings.traffic_tracked,
     )

@@ -27,6 +27,31 @@ class MonitorMetrics:
             registry=self.registry,
         )
         self.drifted = Gauge("recsys_drift_detected", "1 when the space has drifted", labels, registry=self.registry)
+        self.classifier_auc = Gauge(
+            "recsys_drift_classifier_auc",
+            "Cross-validated AUC of a classifier telling current from reference (0.5: no difference)",
+            labels,
+            registry=self.registry,
+        )
+        self.dimension_share = Gauge(
+            "recsys_drift_dimension_share",
+            "Share of dimensions drifted (KS per dimension, Benjamini-Hochberg)",
+            labels,
+            registry=self.registry,
+        )
+        self.effective_rank = Gauge(
+            "recsys_window_effective_rank",
+            "Effective rank of a window (collapse shows as a drop)",
+            ["space", "window"],
+            registry=self.registry,
+        )
+        self.mean_pairwise_cosine = Gauge(
+            "recsys_window_mean_pairwise_cosine",
+            "Mean cosine between the vectors of a window (collapse shows as a rise towards 1)",
+            ["space", "window"],
+            registry=self.registry,
+        )
+        self.alerts = Counter("recsys_alerts", "Alerts published", ["event"], registry=self.registry)
         self.window_size = Gauge(
             "recsys_window_vectors", "Vectors in a window", ["space", "window"], registry=self.registry
         )
@@ -42,6 +67,17 @@ class MonitorMetrics:
         self.p_value.labels(report.space).set(report.p_value if report.p_value is not None else 1.0)
         self.centroid_distance.labels(report.space).set(report.centroid_cosine_distance or 0.0)
         self.drifted.labels(report.space).set(1.0 if report.drifted else 0.0)
+        if report.classifier_auc is not None:
+            self.classifier_auc.labels(report.space).set(report.classifier_auc)
+        if report.drifted_dimension_share is not None:
+            self.dimension_share.labels(report.space).set(report.drifted_dimension_share)
+        for window, profile in (("reference", report.reference_profile), ("current", report.current_profile)):
+            if profile is not None:
+                self.effective_rank.labels(report.space, window).set(profile.effective_rank)
+                self.mean_pairwise_cosine.labels(report.space, window).set(profile.mean_pairwise_cosine)
+
+    def record_alert(self, event: str) -> None:
+        self.alerts.labels(event).inc()
 
     def record_anomaly(self, anomaly: Anomaly) -> None:
         self.anomalies.labels(anomaly.space, anomaly.kind.value).inc()

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from recsys.shared.errors import InvalidRequest
-from recsys.shared.store import CONTENT, ITEMS, TASTE, USERS
+from recsys.shared.store import BEHAVIOR, CONTENT, ITEMS, TASTE, USERS
+
+# The item payload field naming the factorization an item's behavior vector was computed in.
+BEHAVIOR_VERSION_FIELD = "behavior_version"
 
 
 @dataclass(frozen=True)
@@ -14,18 +17,25 @@ class Space:
 
     collection: str
     vector: str
-    # Two users who engaged with the same single item share a taste vector legitimately, so only
-    # item spaces look for near-duplicates.
-    near_duplicates_checked: bool = True
+    # Two users who engaged with the same single item share a taste vector legitimately, and so do two
+    # items engaged with by the same single user in behavior space: only item content looks for
+    # near-duplicates. Outliers are looked for among items.
+    near_duplicates_checked: bool = False
+    outliers_checked: bool = False
+    # The payload field holding the basis version of the vector, for spaces whose basis is
+    # recomputed (vectors of two versions live in different bases and must never be compared).
+    version_field: str = ""
 
     @property
     def name(self) -> str:
         return f"{self.collection}.{self.vector}"
 
 
-# Item behavior vectors are left out until reports can be kept per factorization version:
-# two versions live in different bases and would always look drifted.
-SPACES: tuple[Space, ...] = (Space(ITEMS, CONTENT), Space(USERS, TASTE, near_duplicates_checked=False))
+SPACES: tuple[Space, ...] = (
+    Space(ITEMS, CONTENT, near_duplicates_checked=True, outliers_checked=True),
+    Space(ITEMS, BEHAVIOR, outliers_checked=True, version_field=BEHAVIOR_VERSION_FIELD),
+    Space(USERS, TASTE),
+)
 SPACE_NAMES: tuple[str, ...] = tuple(space.name for space in SPACES)
 
 

@@ -18,11 +18,19 @@ from recsys.shared.logs import log_event
 _log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class StoredVector:
+    """A stored vector and, for a versioned space, the basis version it was computed in ("" when none)."""
+
+    values: np.ndarray
+    version: str = ""
+
+
 @dataclass
 class _Read:
     space: Space
     subject: str
-    result: asyncio.Future[np.ndarray | None] = field(
+    result: asyncio.Future[StoredVector | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
@@ -52,7 +60,7 @@ class VectorSource:
             if not read.result.done():
                 read.result.set_exception(Unavailable("the monitor is stopping"))
 
-    async def fetch(self, space: Space, subject: str) -> np.ndarray | None:
+    async def fetch(self, space: Space, subject: str) -> StoredVector | None:
         """The subject's stored vector in the space, or None when the point or that vector does not exist."""
         if self._worker is None:
             raise Unavailable("the vector source is not started")
@@ -84,7 +92,10 @@ class VectorSource:
             ids = list(dict.fromkeys(point_id(read.subject) for read in reads))
             try:
                 points = await self._client.retrieve(
-                    space.collection, ids, with_vectors=[space.vector], with_payload=False
+                    space.collection,
+                    ids,
+                    with_vectors=[space.vector],
+                    with_payload=[space.version_field] if space.version_field else False,
                 )
             except Exception as exc:  # every reader gets the failure; their entries are retried
                 log_event(
@@ -94,16 +105,17 @@ class VectorSource:
                     if not read.result.done():
                         read.result.set_exception(exc)
                 continue
-            vectors = {str(point.id): _named_vector(point.vector, space.vector) for point in points}
+            vectors = {str(point.id): _stored(point.vector, point.payload, space) for point in points}
             for read in reads:
                 if not read.result.done():
                     read.result.set_result(vectors.get(point_id(read.subject)))
 
 
-def _named_vector(stored: object, name: str) -> np.ndarray | None:
+def _stored(stored: object, payload: dict[str, object] | None, space: Space) -> StoredVector | None:
     if not isinstance(stored, dict):
         return None
-    values = stored.get(name)
+    values = stored.get(space.vector)
     if values is None:
         return None
-    return np.asarray(values, dtype=np.float32)
+    version = (payload or {}).get(space.version_field) if space.version_field else None
+    return StoredVector(np.asarray(values, dtype=np.float32), "" if version is None else str(version))

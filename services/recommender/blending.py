@@ -1,12 +1,18 @@
-"""Score blending: per-candidate signal similarities and weights in, one score and its weighted parts out."""
+"""Score blending over a whole candidate set at once: signal arrays and weights in, scores and their parts out.
+
+The recommender calls these on the candidates it fetched; the offline evaluation calls the same
+functions on the whole catalog (recsys.evaluation), so the figures it prints are this code's.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 import numpy as np
+
+from recsys.shared.errors import InvalidRequest
 
 # Signal names; they are also the score_parts keys callers see.
 CONTENT = "content"
@@ -20,35 +26,174 @@ _SECONDS_PER_DAY = 86_400.0
 
 
 @dataclass(frozen=True)
-class BlendedScore:
-    """A candidate's score and what each signal contributed to it (the parts sum to the score)."""
+class Blend:
+    """Scores of n candidates and each signal's weighted contribution (NaN where a candidate lacks the signal)."""
 
-    score: float
-    parts: dict[str, float]
+    scores: np.ndarray
+    parts: dict[str, np.ndarray]
+
+    def parts_of(self, row: int) -> dict[str, float]:
+        """The contributions to one candidate's score: they sum to its score."""
+        return {name: float(values[row]) for name, values in self.parts.items() if not math.isnan(values[row])}
 
 
-def blend(signals: Mapping[str, float], weights: Mapping[str, float]) -> BlendedScore:
-    """Weighted sum of the signals present, with the weights renormalized over those signals.
+def blend(signals: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> Blend:
+    """Weighted sum of the signals; a signal a candidate lacks (NaN) contributes nothing.
 
-    A signal missing for this candidate (no vector to compare) hands its weight to the others
-    instead of counting as zero similarity.
+    Missing signals are not renormalized away: scores of candidates with and without a signal stay
+    on one scale, so an item nobody has touched cannot outrank proven ones on content alone.
     """
     missing = [name for name in signals if name not in weights]
     if missing:
         raise ValueError(f"no weight for signals {missing}")
-    total = sum(weights[name] for name in signals)
-    if total <= 0:
-        return BlendedScore(0.0, {name: 0.0 for name in signals})
-    parts = {name: weights[name] / total * value for name, value in signals.items()}
-    return BlendedScore(sum(parts.values()), parts)
+    parts = {name: weights[name] * np.asarray(values, dtype=np.float64) for name, values in signals.items()}
+    if not parts:
+        return Blend(np.zeros(0), {})
+    scores = np.sum([np.nan_to_num(values, nan=0.0) for values in parts.values()], axis=0)
+    return Blend(scores, parts)
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1; zero rows stay zero."""
+    matrix = np.asarray(vectors, dtype=np.float32)
+    if matrix.ndim != 2:
+        raise ValueError(f"expected a matrix, got shape {matrix.shape}")
+    lengths = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return np.divide(matrix, lengths, out=np.zeros_like(matrix), where=lengths > 0)
+
+
+def cosines(query: np.ndarray | None, rows: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Cosine of the query with every unit row; NaN where the row is absent or there is no query."""
+    result = np.full(len(present), np.nan)
+    if query is None or not present.any():
+        return result
+    vector = np.asarray(query, dtype=np.float32)
+    if vector.shape[0] != rows.shape[1]:
+        raise ValueError(f"vectors of different lengths: {vector.shape[0]} and {rows.shape[1]}")
+    length = float(np.linalg.norm(vector))
+    if length == 0 or not math.isfinite(length):
+        return result
+    result[present] = rows[present] @ (vector / length)
+    return result
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The vectors and priors of n candidate items, as arrays (rows of absent vectors are zero).
+
+    `behavior_strength` is the length of the item's behavior vector relative to the model's
+    longest (0..1): cosine × strength is the dot product the collaborative model was fit for.
+    """
+
+    item_ids: list[str]
+    content: np.ndarray
+    has_content: np.ndarray
+    behavior: np.ndarray
+    has_behavior: np.ndarray
+    behavior_strength: np.ndarray
+    popularity: np.ndarray
+
+    @classmethod
+    def of(
+        cls,
+        item_ids: list[str],
+        content: np.ndarray,
+        has_content: np.ndarray,
+        behavior: np.ndarray,
+        has_behavior: np.ndarray,
+        behavior_strength: np.ndarray,
+        popularity: np.ndarray,
+    ) -> Candidates:
+        return cls(
+            item_ids,
+            unit_rows(content),
+            np.asarray(has_content, dtype=bool),
+            unit_rows(behavior),
+            np.asarray(has_behavior, dtype=bool),
+            np.clip(np.asarray(behavior_strength, dtype=np.float64), 0.0, 1.0),
+            np.asarray(popularity, dtype=np.float64),
+        )
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    def with_popularity(self, popularity: np.ndarray) -> Candidates:
+        return replace(self, popularity=np.asarray(popularity, dtype=np.float64))
+
+
+@dataclass(frozen=True)
+class UserQuery:
+    """What a user brings to ForYou (any vector may be missing) and how much evidence backs it."""
+
+    taste: np.ndarray | None = None
+    session: np.ndarray | None = None
+    behavior: np.ndarray | None = None
+    events: int = 0
+
+    @property
+    def is_empty(self) -> bool:
+        return self.taste is None and self.session is None and self.behavior is None
+
+
+@dataclass(frozen=True)
+class ForYouWeights:
+    """Weights of the ForYou signals, and how fast behavior earns its weight from the user's evidence.
+
+    A user with n interactions gives behavior the share n/(n+evidence_k) of its weight; the rest
+    goes to taste, so a newcomer's feed leans on content.
+    """
+
+    behavior: float
+    taste: float
+    session: float
+    popularity: float
+    evidence_k: float
+
+    def for_user(self, events: int) -> dict[str, float]:
+        share = behavior_share(events, self.evidence_k)
+        return {
+            BEHAVIOR: self.behavior * share,
+            TASTE: self.taste + self.behavior * (1.0 - share),
+            SESSION: self.session,
+            POPULARITY: self.popularity,
+        }
+
+    def overridden(self, overrides: Mapping[str, float]) -> ForYouWeights:
+        """These weights with some replaced per request; unknown names or bad values are InvalidRequest."""
+        allowed = {BEHAVIOR, TASTE, SESSION, POPULARITY}
+        changes: dict[str, float] = {}
+        for name, value in overrides.items():
+            if name not in allowed:
+                raise InvalidRequest(f"unknown weight {name!r}: use one of {', '.join(sorted(allowed))}")
+            if not math.isfinite(value) or value < 0:
+                raise InvalidRequest(f"weight {name!r} must be a finite number ≥ 0, got {value}")
+            changes[name] = float(value)
+        return replace(self, **changes)
 
 
 def behavior_share(interaction_count: int, evidence_k: float) -> float:
-    """How much an item's behavior vector is trusted: n/(n+k), so a new item leans on content."""
+    """How much behavior evidence is trusted: n/(n+k), so a newcomer (user or item) leans on content."""
     if evidence_k <= 0:
         raise ValueError(f"evidence_k must be positive, got {evidence_k}")
     count = max(0, interaction_count)
     return count / (count + evidence_k)
+
+
+def for_you_signals(user: UserQuery, items: Candidates) -> dict[str, np.ndarray]:
+    """Every signal of every candidate: taste and session against content, behavior, popularity."""
+    signals = {
+        TASTE: cosines(user.taste, items.content, items.has_content),
+        SESSION: cosines(user.session, items.content, items.has_content),
+        BEHAVIOR: cosines(user.behavior, items.behavior, items.has_behavior) * items.behavior_strength,
+    }
+    present = {name: values for name, values in signals.items() if not np.isnan(values).all()}
+    present[POPULARITY] = items.popularity
+    return present
+
+
+def for_you_blend(user: UserQuery, items: Candidates, weights: ForYouWeights) -> Blend:
+    """ForYou scores: the user's signals weighted by for_user(evidence)."""
+    return blend(for_you_signals(user, items), weights.for_user(user.events))
 
 
 def similar_items_weights(seed_interaction_count: int, evidence_k: float) -> dict[str, float]:
@@ -57,115 +202,32 @@ def similar_items_weights(seed_interaction_count: int, evidence_k: float) -> dic
     return {CONTENT: 1.0 - share, BEHAVIOR: share}
 
 
-@dataclass(frozen=True)
-class ForYouWeights:
-    """Relative weights of the ForYou signals; they are renormalized over the signals a candidate has."""
-
-    taste: float
-    session: float
-    behavior: float
-    popularity: float
-
-    def as_mapping(self) -> dict[str, float]:
-        return {TASTE: self.taste, SESSION: self.session, BEHAVIOR: self.behavior, POPULARITY: self.popularity}
+def similar_items_signals(
+    seed_content: np.ndarray | None, seed_behavior: np.ndarray | None, items: Candidates
+) -> dict[str, np.ndarray]:
+    """Content similarity, and behavior similarity (× the candidate's strength) where both have a vector."""
+    signals = {
+        CONTENT: cosines(seed_content, items.content, items.has_content),
+        BEHAVIOR: cosines(seed_behavior, items.behavior, items.has_behavior) * items.behavior_strength,
+    }
+    return {name: values for name, values in signals.items() if not np.isnan(values).all()}
 
 
-@dataclass(frozen=True)
-class UserVectors:
-    """What a user brings to ForYou; any of them may be missing."""
-
-    taste: Sequence[float] | None = None
-    session: Sequence[float] | None = None
-    behavior: Sequence[float] | None = None
-
-    @property
-    def is_empty(self) -> bool:
-        return self.taste is None and self.session is None and self.behavior is None
+def decayed_popularity(
+    popularity: np.ndarray, popularity_ts: np.ndarray, now: float, half_life_days: float
+) -> np.ndarray:
+    """Stored popularities (each as of its popularity_ts; NaN ts means current) decayed to `now`."""
+    values = np.nan_to_num(np.asarray(popularity, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    values = np.maximum(values, 0.0)
+    stamps = np.asarray(popularity_ts, dtype=np.float64)
+    age_days = np.maximum(0.0, now - np.where(np.isnan(stamps), now, stamps)) / _SECONDS_PER_DAY
+    return values * np.power(0.5, age_days / half_life_days)
 
 
-@dataclass(frozen=True)
-class ItemVectors:
-    """An item's vectors; either may be missing."""
-
-    content: Sequence[float] | None = None
-    behavior: Sequence[float] | None = None
-
-
-def for_you_signals(user: UserVectors, item: ItemVectors) -> dict[str, float]:
-    """The personal signals this user and item can be compared on (both sides need the vector)."""
-    signals: dict[str, float] = {}
-    if item.content is not None:
-        if user.taste is not None:
-            signals[TASTE] = cosine(user.taste, item.content)
-        if user.session is not None:
-            signals[SESSION] = cosine(user.session, item.content)
-    if user.behavior is not None and item.behavior is not None:
-        signals[BEHAVIOR] = cosine(user.behavior, item.behavior)
-    return signals
-
-
-def for_you_blend(user: UserVectors, item: ItemVectors, popularity: float, weights: ForYouWeights) -> BlendedScore:
-    """A ForYou score: the popularity prior plus the personal signals, weights normalized over what is present.
-
-    The popularity prior keeps its share of the weights of the signals the user has; the rest is
-    shared among the personal signals this item can be compared on. So an item without a behavior
-    vector (nobody touched it yet) competes on content alone, and an item with no personal signal
-    at all only gets the popularity share, never a full score from popularity.
-    """
-    weight_of = weights.as_mapping()
-    user_signals = [
-        name
-        for name, vector in ((TASTE, user.taste), (SESSION, user.session), (BEHAVIOR, user.behavior))
-        if vector is not None
-    ]
-    total = weight_of[POPULARITY] + sum(weight_of[name] for name in user_signals)
-    if total <= 0:
-        return BlendedScore(0.0, {POPULARITY: 0.0})
-    popularity_share = weight_of[POPULARITY] / total
-    personal = blend(for_you_signals(user, item), weight_of)
-    parts = {name: (1.0 - popularity_share) * value for name, value in personal.parts.items()}
-    parts[POPULARITY] = popularity_share * popularity
-    return BlendedScore(sum(parts.values()), parts)
-
-
-def similar_items_signals(seed: ItemVectors, candidate: ItemVectors) -> dict[str, float]:
-    """Content similarity, and behavior similarity when both items have a behavior vector."""
-    signals: dict[str, float] = {}
-    if seed.content is not None and candidate.content is not None:
-        signals[CONTENT] = cosine(seed.content, candidate.content)
-    if seed.behavior is not None and candidate.behavior is not None:
-        signals[BEHAVIOR] = cosine(seed.behavior, candidate.behavior)
-    return signals
-
-
-def cosine(a: Sequence[float], b: Sequence[float]) -> float:
-    """Cosine similarity; 0 when either vector is zero (a degenerate vector resembles nothing)."""
-    left = np.asarray(a, dtype=np.float64)
-    right = np.asarray(b, dtype=np.float64)
-    if left.shape != right.shape:
-        raise ValueError(f"vectors of different lengths: {left.shape[0]} and {right.shape[0]}")
-    norms = float(np.linalg.norm(left) * np.linalg.norm(right))
-    if norms == 0.0 or not math.isfinite(norms):
-        return 0.0
-    return float(np.dot(left, right) / norms)
-
-
-def decayed_popularity(popularity: float, popularity_ts: float | None, now: float, half_life_days: float) -> float:
-    """The stored popularity (as of popularity_ts) decayed to now; no timestamp means it is current."""
-    if popularity <= 0 or not math.isfinite(popularity):
-        return 0.0
-    if popularity_ts is None:
-        return popularity
-    age_days = max(0.0, now - popularity_ts) / _SECONDS_PER_DAY
-    return popularity * 0.5 ** (age_days / half_life_days)
-
-
-def popularity_prior(decayed: float, midpoint: float) -> float:
-    """Squashes a decayed popularity into 0..1: log-scaled so a few blockbusters do not drown the rest.
+def popularity_prior(decayed: np.ndarray, midpoint: float) -> np.ndarray:
+    """Squashes decayed popularity into 0..1: log-scaled so a few blockbusters do not drown the rest.
 
     Strictly increasing, 0 for no popularity, 0.5 at `midpoint`, approaching 1 as popularity grows.
     """
-    if decayed <= 0:
-        return 0.0
-    scaled = math.log1p(decayed)
+    scaled = np.log1p(np.maximum(np.asarray(decayed, dtype=np.float64), 0.0))
     return scaled / (scaled + math.log1p(midpoint))

@@ -5,19 +5,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
+import numpy as np
 from qdrant_client import models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from recsys.recommender.blending import (
+    BEHAVIOR,
+    CONTENT,
     POPULARITY,
     SEARCH,
+    Blend,
+    Candidates,
     ForYouWeights,
-    ItemVectors,
-    UserVectors,
+    UserQuery,
     blend,
     decayed_popularity,
     for_you_blend,
@@ -25,22 +29,32 @@ from recsys.recommender.blending import (
     similar_items_signals,
     similar_items_weights,
 )
-from recsys.recommender.filters import (
-    ItemFilter,
-    validate_exclusions,
-    validate_limit,
-    validate_subject_id,
-)
+from recsys.recommender.diversity import validate_lambda
+from recsys.recommender.exposure import fresh_slots, with_fresh_share
+from recsys.recommender.filters import ItemFilter, validate_exclusions, validate_limit, validate_subject_id
+from recsys.recommender.pagination import decode_token, encode_token
 from recsys.recommender.qdrant_filters import to_qdrant_filter
-from recsys.recommender.recommendations import Feed, Recommendation, Strategy, best_first
+from recsys.recommender.ranking import feed_order
+from recsys.recommender.recommendations import Feed, Recommendation, Strategy
 from recsys.recommender.settings import RecommenderSettings
 from recsys.shared.errors import InvalidRequest, NotFound, Unavailable
 from recsys.shared.ids import point_id
-from recsys.shared.store import BEHAVIOR, CONTENT, ITEMS, SESSION, TASTE, USERS, VectorStore
+from recsys.shared.store import ITEMS, SESSION, TASTE, USERS, VectorStore
 
 # Only what ranking and display need: item points also carry bounded event-id lists.
-_ITEM_FIELDS = ["item_id", "title", "category", "interaction_count", "popularity", "popularity_ts", "in_catalog"]
-_USER_FIELDS = ["user_id", "seen"]
+_ITEM_FIELDS = [
+    "item_id",
+    "title",
+    "category",
+    "interaction_count",
+    "popularity",
+    "popularity_ts",
+    "in_catalog",
+    "created_at",
+    "behavior_norm",
+    "behavior_version",
+]
+_USER_FIELDS = ["user_id", "seen", "event_count", "behavior_version"]
 
 Point = models.ScoredPoint | models.Record
 
@@ -52,12 +66,24 @@ class QueryEmbedder(Protocol):
 
 
 @dataclass(frozen=True)
-class _Candidate:
-    item_id: str
-    title: str
-    category: str
-    vectors: ItemVectors
-    popularity: float  # the prior in 0..1, decayed to the time of the request
+class FeedControls:
+    """Per-request controls: weight overrides, MMR λ, the page token, seen-exclusion and fresh share."""
+
+    weights: Mapping[str, float] = field(default_factory=dict)
+    mmr_lambda: float | None = None
+    page_token: str = ""
+    exclude_seen: bool | None = None
+    fresh_share: float | None = None
+
+
+@dataclass(frozen=True)
+class _Pool:
+    """Fetched candidates as arrays, with what display and exposure need."""
+
+    candidates: Candidates
+    titles: list[str]
+    categories: list[str]
+    fresh: np.ndarray
 
 
 class Feeds:
@@ -77,75 +103,98 @@ class Feeds:
         self._content_dims: int | None = None
 
     async def similar_items(
-        self, item_id: str, limit: int, item_filter: ItemFilter | None = None, exclude: Iterable[str] = ()
+        self,
+        item_id: str,
+        limit: int,
+        item_filter: ItemFilter | None = None,
+        exclude: Iterable[str] = (),
+        controls: FeedControls | None = None,
     ) -> Feed:
         """Items like `item_id`: content similarity blended with behavior similarity by the seed's evidence."""
+        controls = controls or FeedControls()
         validate_subject_id("item_id", item_id)
         validate_limit(limit, self._settings.max_limit)
         excluded = validate_exclusions(exclude, self._settings.max_excluded_ids)
+        served = self._served(controls, limit)
+        lam = validate_lambda(controls.mmr_lambda if controls.mmr_lambda is not None else self._settings.mmr_lambda)
         seed = await self._retrieve(ITEMS, item_id, _ITEM_FIELDS)
         if seed is None or _payload(seed).get("in_catalog") is False:
             raise NotFound(f"item {item_id!r} not found")
-        seed_vectors = _item_vectors(seed)
-        query_filter = to_qdrant_filter(item_filter or ItemFilter(), [item_id, *excluded])
-        pool = self._settings.pool_size(limit)
-        points = await self._nearest_to_any(
-            [(CONTENT, seed_vectors.content), (BEHAVIOR, seed_vectors.behavior)], pool, query_filter
-        )
+        seed_vectors = _named_vectors(seed)
+        seed_version = _optional_int(_payload(seed).get("behavior_version"))
+        seed_behavior = seed_vectors.get(BEHAVIOR) if seed_version is not None else None
         weights = similar_items_weights(
             _int(_payload(seed).get("interaction_count")), self._settings.behavior_evidence_k
         )
-        scored = []
-        for candidate in self._candidates(points):
-            signals = similar_items_signals(seed_vectors, candidate.vectors)
-            if signals:
-                blended = blend(signals, weights)
-                scored.append(_recommendation(candidate, blended.score, blended.parts))
-        return Feed(best_first(scored, limit), Strategy.SIMILAR)
+        weights.update(_checked_overrides(controls.weights, {CONTENT, BEHAVIOR}))
+        query_filter = to_qdrant_filter(item_filter or ItemFilter(), [item_id, *excluded, *served])
+        pool = self._settings.pool_size(limit)
+        points = await self._nearest_to_any(
+            [(CONTENT, seed_vectors.get(CONTENT)), (BEHAVIOR, seed_behavior)], pool, query_filter
+        )
+        found = self._pool(points, seed_version)
+        if not len(found.candidates):
+            return Feed([], Strategy.SIMILAR)
+        content = np.asarray(seed_vectors[CONTENT]) if CONTENT in seed_vectors else None
+        behavior = np.asarray(seed_behavior) if seed_behavior is not None else None
+        blended = blend(similar_items_signals(content, behavior, found.candidates), weights)
+        has_signal = ~np.all([np.isnan(values) for values in blended.parts.values()], axis=0)
+        rows = feed_order(blended.scores, has_signal, limit, lam, found.candidates.content)
+        return self._feed(found, blended, rows, Strategy.SIMILAR, served, limit)
 
     async def for_you(
-        self, user_id: str, limit: int, item_filter: ItemFilter | None = None, exclude: Iterable[str] = ()
+        self,
+        user_id: str,
+        limit: int,
+        item_filter: ItemFilter | None = None,
+        exclude: Iterable[str] = (),
+        controls: FeedControls | None = None,
     ) -> Feed:
-        """A personal feed from the user's taste, session and behavior vectors; popular items for a cold user."""
+        """A personal feed from the user's taste, session and behavior vectors; trending items for a cold user."""
+        controls = controls or FeedControls()
         validate_subject_id("user_id", user_id)
         validate_limit(limit, self._settings.max_limit)
         item_filter = item_filter or ItemFilter()
         excluded = validate_exclusions(exclude, self._settings.max_excluded_ids)
+        served = self._served(controls, limit)
+        lam = validate_lambda(controls.mmr_lambda if controls.mmr_lambda is not None else self._settings.mmr_lambda)
+        share = controls.fresh_share if controls.fresh_share is not None else self._settings.fresh_share
+        if not 0.0 <= share <= 1.0:
+            raise InvalidRequest(f"fresh_share must be between 0 and 1, got {share}")
+        weights = self._for_you_weights().overridden(controls.weights)
         user = await self._retrieve(USERS, user_id, _USER_FIELDS)
+        payload = _payload(user) if user is not None else {}
         vectors = _named_vectors(user) if user is not None else {}
-        user_vectors = UserVectors(
-            taste=vectors.get(TASTE), session=vectors.get(SESSION), behavior=vectors.get(BEHAVIOR)
+        version = _optional_int(payload.get("behavior_version"))
+        query = UserQuery(
+            taste=_array(vectors.get(TASTE)),
+            session=_array(vectors.get(SESSION)),
+            behavior=_array(vectors.get(BEHAVIOR)) if version is not None else None,
+            events=_int(payload.get("event_count")),
         )
-        seen = [s for s in _payload(user).get("seen") or [] if isinstance(s, str)] if user is not None else []
-        excluded_all = [*excluded, *seen]
-        if user_vectors.is_empty:
-            return Feed(await self._popular_feed(limit, item_filter, excluded_all), Strategy.POPULAR)
-
-        query_filter = to_qdrant_filter(item_filter, excluded_all)
+        exclude_seen = controls.exclude_seen if controls.exclude_seen is not None else self._settings.exclude_seen
+        seen = [s for s in payload.get("seen") or [] if isinstance(s, str)] if exclude_seen else []
+        query_filter = to_qdrant_filter(item_filter, [*excluded, *served, *seen])
         pool = self._settings.pool_size(limit)
-        points = await self._nearest_to_any(
-            [(CONTENT, user_vectors.taste), (CONTENT, user_vectors.session), (BEHAVIOR, user_vectors.behavior)],
-            pool,
-            query_filter,
-        )
-        candidates = self._candidates(points)
-        if len(candidates) < limit:
-            # Filters or a thin catalog left too few personalized candidates: popular items fill the feed.
-            found = [c.item_id for c in candidates]
-            candidates += self._candidates(
-                await self._popular_points(limit - len(candidates), item_filter, [*excluded_all, *found], True)
+        fresh_points = await self._fresh_points(fresh_slots(limit, share), query, query_filter)
+        if query.is_empty:
+            points = await self._popular_points(pool, query_filter, with_vectors=True)
+            found = self._pool([*points, *fresh_points], None)
+            popular = blend({POPULARITY: found.candidates.popularity}, {POPULARITY: 1.0})
+            rows = feed_order(
+                popular.scores, np.ones(len(found.candidates), bool), limit, lam, found.candidates.content
             )
-        weights = ForYouWeights(
-            taste=self._settings.taste_weight,
-            session=self._settings.session_weight,
-            behavior=self._settings.user_behavior_weight,
-            popularity=self._settings.popularity_weight,
+            return self._feed(found, popular, rows, Strategy.POPULAR, served, limit, share)
+
+        points = await self._nearest_to_any(
+            [(CONTENT, query.taste), (CONTENT, query.session), (BEHAVIOR, query.behavior)], pool, query_filter
         )
-        scored = []
-        for candidate in candidates:
-            blended = for_you_blend(user_vectors, candidate.vectors, candidate.popularity, weights)
-            scored.append(_recommendation(candidate, blended.score, blended.parts))
-        return Feed(best_first(scored, limit), Strategy.PERSONALIZED)
+        # Popular items compete too: a thin or filtered neighbourhood never leaves the feed short.
+        points += await self._popular_points(limit, query_filter, with_vectors=True)
+        found = self._pool([*points, *fresh_points], version)
+        blended = for_you_blend(query, found.candidates, weights)
+        rows = feed_order(blended.scores, np.ones(len(found.candidates), bool), limit, lam, found.candidates.content)
+        return self._feed(found, blended, rows, Strategy.PERSONALIZED, served, limit, share)
 
     async def search_items(
         self, text: str, limit: int, item_filter: ItemFilter | None = None, exclude: Iterable[str] = ()
@@ -165,31 +214,162 @@ class Feeds:
                 f"encoder returned {len(vector)}-dim query vectors but items hold {content_dims}-dim content vectors"
             )
         points = await self._nearest(CONTENT, vector, limit, query_filter, with_vectors=False)
-        now = self._clock()
-        scored = []
+        items = []
         for point in points:
-            candidate = self._candidate(point, now)
-            if candidate is not None:
-                scored.append(_recommendation(candidate, point.score, {SEARCH: point.score}))
-        return Feed(best_first(scored, limit), Strategy.SEARCH)
+            payload = _payload(point)
+            item_id = payload.get("item_id")
+            if isinstance(item_id, str) and item_id:
+                items.append(
+                    Recommendation(
+                        item_id=item_id,
+                        score=point.score,
+                        score_parts={SEARCH: point.score},
+                        title=str(payload.get("title") or ""),
+                        category=str(payload.get("category") or ""),
+                    )
+                )
+        items.sort(key=lambda r: (-r.score, r.item_id))
+        return Feed(items[:limit], Strategy.SEARCH)
 
-    async def _popular_feed(self, limit: int, item_filter: ItemFilter, excluded: Sequence[str]) -> list[Recommendation]:
-        points = await self._popular_points(limit, item_filter, excluded, False)
-        ranked = [
-            _recommendation(candidate, candidate.popularity, {POPULARITY: candidate.popularity})
-            for candidate in self._candidates(points)
+    def _for_you_weights(self) -> ForYouWeights:
+        settings = self._settings
+        return ForYouWeights(
+            behavior=settings.user_behavior_weight,
+            taste=settings.taste_weight,
+            session=settings.session_weight,
+            popularity=settings.popularity_weight,
+            evidence_k=settings.user_evidence_k,
+        )
+
+    def _served(self, controls: FeedControls, limit: int) -> list[str]:
+        served = decode_token(controls.page_token, self._settings.max_page_depth)
+        if len(served) + limit > self._settings.max_page_depth:
+            raise InvalidRequest(
+                f"this page would go past the deepest page allowed ({self._settings.max_page_depth} items)"
+            )
+        return served
+
+    def _feed(
+        self,
+        found: _Pool,
+        blended: Blend,
+        rows: list[int],
+        strategy: Strategy,
+        served: list[str],
+        limit: int,
+        fresh_share: float = 0.0,
+    ) -> Feed:
+        ids = found.candidates.item_ids
+        ordered = [ids[row] for row in rows]
+        if fresh_share > 0:
+            fresh_rows = feed_order(blended.scores, found.fresh, limit, 1.0, found.candidates.content)
+            ordered = with_fresh_share(ordered, [ids[row] for row in fresh_rows], fresh_share, limit)
+        row_of = {item_id: row for row, item_id in enumerate(ids)}
+        items = [
+            Recommendation(
+                item_id=item_id,
+                score=float(blended.scores[row_of[item_id]]),
+                score_parts=blended.parts_of(row_of[item_id]),
+                title=found.titles[row_of[item_id]],
+                category=found.categories[row_of[item_id]],
+            )
+            for item_id in ordered[:limit]
         ]
-        return best_first(ranked, limit)
+        now_served = [*served, *(item.item_id for item in items)]
+        more = len(items) == limit and len(now_served) < self._settings.max_page_depth
+        return Feed(items, strategy, encode_token(now_served) if more else "")
 
-    async def _popular_points(
-        self, limit: int, item_filter: ItemFilter, excluded: Sequence[str], with_vectors: bool
-    ) -> list[Point]:
+    def _pool(self, points: Iterable[Point], version: int | None) -> _Pool:
+        """One candidate per catalog item (first occurrence wins), as arrays.
+
+        Behavior vectors count only when they come from the same model version as the query's:
+        during a refresh, vectors of two factorizations live in unrelated bases.
+        """
+        now = self._clock()
+        settings = self._settings
+        unique: dict[str, Point] = {}
+        for point in points:
+            item_id = _payload(point).get("item_id")
+            if isinstance(item_id, str) and item_id and item_id not in unique:
+                unique[item_id] = point
+        chosen = list(unique.values())
+        payloads = [_payload(p) for p in chosen]
+        named = [_named_vectors(p) for p in chosen]
+        content_dims = next((len(v[CONTENT]) for v in named if CONTENT in v), 1)
+        behavior_dims = next((len(v[BEHAVIOR]) for v in named if BEHAVIOR in v), 1)
+        content = np.zeros((len(chosen), content_dims), dtype=np.float32)
+        behavior = np.zeros((len(chosen), behavior_dims), dtype=np.float32)
+        has_behavior = np.zeros(len(chosen), dtype=bool)
+        for row, (vectors, payload) in enumerate(zip(named, payloads, strict=True)):
+            if CONTENT in vectors:
+                content[row] = vectors[CONTENT]
+            item_version = _optional_int(payload.get("behavior_version"))
+            if BEHAVIOR in vectors and item_version is not None and item_version == version:
+                behavior[row] = vectors[BEHAVIOR]
+                has_behavior[row] = True
+        stored = np.asarray([_float(p.get("popularity")) for p in payloads])
+        stamps = np.asarray([_optional_float(p.get("popularity_ts")) for p in payloads], dtype=np.float64)
+        prior = popularity_prior(
+            decayed_popularity(stored, stamps, now, settings.popularity_half_life_days), settings.popularity_midpoint
+        )
+        created = np.asarray([_optional_float(p.get("created_at")) for p in payloads], dtype=np.float64)
+        counts = np.asarray([_int(p.get("interaction_count")) for p in payloads])
+        fresh = (counts < settings.fresh_max_interactions) & (
+            np.nan_to_num(created, nan=-np.inf) >= now - settings.fresh_max_age_days * 86_400.0
+        )
+        candidates = Candidates.of(
+            [str(p["item_id"]) for p in payloads],
+            content,
+            np.asarray([CONTENT in v for v in named], dtype=bool),
+            behavior,
+            has_behavior,
+            np.asarray([_float(p.get("behavior_norm")) for p in payloads]),
+            prior,
+        )
+        return _Pool(
+            candidates,
+            [str(p.get("title") or "") for p in payloads],
+            [str(p.get("category") or "") for p in payloads],
+            fresh,
+        )
+
+    async def _fresh_points(self, slots: int, query: UserQuery, query_filter: models.Filter) -> list[Point]:
+        """Candidates for the fresh slots: new items with little evidence, nearest to the user's taste or newest."""
+        if slots == 0:
+            return []
+        settings = self._settings
+        fresh_filter = models.Filter(
+            must=[
+                query_filter,
+                models.FieldCondition(
+                    key="created_at", range=models.Range(gte=self._clock() - settings.fresh_max_age_days * 86_400.0)
+                ),
+            ],
+            must_not=[
+                models.FieldCondition(key="interaction_count", range=models.Range(gte=settings.fresh_max_interactions))
+            ],
+        )
+        pool = self._settings.pool_size(slots)
+        anchor = query.taste if query.taste is not None else query.session
+        if anchor is not None:
+            return list(await self._nearest(CONTENT, list(anchor), pool, fresh_filter))
+        async with _store_errors():
+            response = await self._client.query_points(
+                ITEMS,
+                query=models.OrderByQuery(order_by=models.OrderBy(key="created_at", direction=models.Direction.DESC)),
+                query_filter=fresh_filter,
+                limit=pool,
+                with_payload=_ITEM_FIELDS,
+                with_vectors=True,
+            )
+        return list(response.points)
+
+    async def _popular_points(self, limit: int, query_filter: models.Filter, with_vectors: bool) -> list[Point]:
         """Most popular first by stored popularity, then items nobody has engaged with yet.
 
         A pool larger than `limit` is fetched because the stored values are as of different times;
         ranking re-orders them by popularity decayed to now.
         """
-        query_filter = to_qdrant_filter(item_filter, excluded)
         pool = self._settings.pool_size(limit)
         async with _store_errors():
             response = await self._client.query_points(
@@ -201,7 +381,7 @@ class Feeds:
                 with_vectors=with_vectors,
             )
         points: list[Point] = list(response.points)
-        if len(points) < limit:
+        if len(points) < pool:
             # An order_by query skips points without the key: items nobody engaged with come last.
             unranked: list[models.Condition] = [models.IsEmptyCondition(is_empty=models.PayloadField(key="popularity"))]
             unranked.append(query_filter)
@@ -209,7 +389,7 @@ class Feeds:
                 records, _ = await self._client.scroll(
                     ITEMS,
                     scroll_filter=models.Filter(must=unranked),
-                    limit=limit - len(points),
+                    limit=pool - len(points),
                     with_payload=_ITEM_FIELDS,
                     with_vectors=with_vectors,
                 )
@@ -217,11 +397,18 @@ class Feeds:
         return points
 
     async def _nearest_to_any(
-        self, queries: Sequence[tuple[str, Sequence[float] | None]], limit: int, query_filter: models.Filter | None
+        self,
+        queries: Sequence[tuple[str, Sequence[float] | np.ndarray | None]],
+        limit: int,
+        query_filter: models.Filter,
     ) -> list[Point]:
         """The nearest items to each present (vector name, query) pair, concatenated in query order."""
         found = await asyncio.gather(
-            *(self._nearest(using, vector, limit, query_filter) for using, vector in queries if vector is not None)
+            *(
+                self._nearest(using, list(vector), limit, query_filter)
+                for using, vector in queries
+                if vector is not None
+            )
         )
         return [point for points in found for point in points]
 
@@ -236,7 +423,7 @@ class Feeds:
         async with _store_errors():
             response = await self._client.query_points(
                 ITEMS,
-                query=list(vector),
+                query=[float(x) for x in vector],
                 using=using,
                 query_filter=query_filter,
                 limit=limit,
@@ -262,36 +449,6 @@ class Feeds:
             self._content_dims = vectors[CONTENT].size
         return self._content_dims
 
-    def _candidates(self, points: Iterable[Point]) -> list[_Candidate]:
-        """One candidate per item, first occurrence wins."""
-        now = self._clock()
-        candidates: dict[str, _Candidate] = {}
-        for point in points:
-            candidate = self._candidate(point, now)
-            if candidate is not None and candidate.item_id not in candidates:
-                candidates[candidate.item_id] = candidate
-        return list(candidates.values())
-
-    def _candidate(self, point: Point, now: float) -> _Candidate | None:
-        """The item a point holds; None for a point without an item id, which could never be returned."""
-        payload = _payload(point)
-        item_id = payload.get("item_id")
-        if not isinstance(item_id, str) or not item_id:
-            return None
-        decayed = decayed_popularity(
-            _float(payload.get("popularity")),
-            _optional_float(payload.get("popularity_ts")),
-            now,
-            self._settings.popularity_half_life_days,
-        )
-        return _Candidate(
-            item_id=item_id,
-            title=str(payload.get("title") or ""),
-            category=str(payload.get("category") or ""),
-            vectors=_item_vectors(point),
-            popularity=popularity_prior(decayed, self._settings.popularity_midpoint),
-        )
-
 
 @contextlib.asynccontextmanager
 async def _store_errors() -> AsyncIterator[None]:
@@ -306,10 +463,15 @@ async def _store_errors() -> AsyncIterator[None]:
         raise
 
 
-def _recommendation(candidate: _Candidate, score: float, parts: dict[str, float]) -> Recommendation:
-    return Recommendation(
-        item_id=candidate.item_id, score=score, score_parts=parts, title=candidate.title, category=candidate.category
-    )
+def _checked_overrides(overrides: Mapping[str, float], allowed: set[str]) -> dict[str, float]:
+    checked = {}
+    for name, value in overrides.items():
+        if name not in allowed:
+            raise InvalidRequest(f"unknown weight {name!r}: use one of {', '.join(sorted(allowed))}")
+        if not np.isfinite(value) or value < 0:
+            raise InvalidRequest(f"weight {name!r} must be a finite number ≥ 0, got {value}")
+        checked[name] = float(value)
+    return checked
 
 
 def _payload(point: Point) -> dict[str, Any]:
@@ -328,17 +490,21 @@ def _named_vectors(point: Point) -> dict[str, list[float]]:
     }
 
 
-def _item_vectors(point: Point) -> ItemVectors:
-    vectors = _named_vectors(point)
-    return ItemVectors(content=vectors.get(CONTENT), behavior=vectors.get(BEHAVIOR))
+def _array(values: list[float] | None) -> np.ndarray | None:
+    return np.asarray(values, dtype=np.float32) if values is not None else None
 
 
 def _float(value: Any) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
-def _optional_float(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+def _optional_float(value: Any) -> float:
+    """The number, or NaN when absent."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else float("nan")
+
+
+def _optional_int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _int(value: Any) -> int:

@@ -6,7 +6,7 @@ import asyncio
 
 import grpc
 
-from recsys.recommender.feeds import Feeds
+from recsys.recommender.feeds import FeedControls, Feeds
 from recsys.recommender.filters import Condition, ItemFilter, NumericRange
 from recsys.recommender.recommendations import Feed
 from recsys.shared.api import common_pb2, recommender_pb2, recommender_pb2_grpc
@@ -43,6 +43,17 @@ def item_filter_from_proto(message: common_pb2.ItemFilter) -> ItemFilter:
     return ItemFilter(tuple(conditions))
 
 
+def controls_from_proto(message: recommender_pb2.FeedControls) -> FeedControls:
+    """The domain controls; unset optional fields fall back to the service's settings."""
+    return FeedControls(
+        weights=dict(message.weights),
+        mmr_lambda=message.mmr_lambda if message.HasField("mmr_lambda") else None,
+        page_token=message.page_token,
+        exclude_seen=message.exclude_seen if message.HasField("exclude_seen") else None,
+        fresh_share=message.fresh_share if message.HasField("fresh_share") else None,
+    )
+
+
 def _scored_items(feed: Feed) -> list[common_pb2.ScoredItem]:
     return [
         common_pb2.ScoredItem(
@@ -73,9 +84,15 @@ class RecommenderServicer(recommender_pb2_grpc.RecommenderServiceServicer):
     ) -> recommender_pb2.SimilarItemsResponse:
         self._check_ready()
         feed = await self._feeds.similar_items(
-            request.item_id, request.limit, item_filter_from_proto(request.filter), request.exclude_item_ids
+            request.item_id,
+            request.limit,
+            item_filter_from_proto(request.filter),
+            request.exclude_item_ids,
+            controls_from_proto(request.controls),
         )
-        return recommender_pb2.SimilarItemsResponse(items=_scored_items(feed), strategy=feed.strategy.value)
+        return recommender_pb2.SimilarItemsResponse(
+            items=_scored_items(feed), strategy=feed.strategy.value, next_page_token=feed.next_page_token
+        )
 
     @maps_errors
     async def ForYou(
@@ -83,9 +100,15 @@ class RecommenderServicer(recommender_pb2_grpc.RecommenderServiceServicer):
     ) -> recommender_pb2.ForYouResponse:
         self._check_ready()
         feed = await self._feeds.for_you(
-            request.user_id, request.limit, item_filter_from_proto(request.filter), request.exclude_item_ids
+            request.user_id,
+            request.limit,
+            item_filter_from_proto(request.filter),
+            request.exclude_item_ids,
+            controls_from_proto(request.controls),
         )
-        return recommender_pb2.ForYouResponse(items=_scored_items(feed), strategy=feed.strategy.value)
+        return recommender_pb2.ForYouResponse(
+            items=_scored_items(feed), strategy=feed.strategy.value, next_page_token=feed.next_page_token
+        )
 
     @maps_errors
     async def SearchItems(

@@ -33,6 +33,8 @@ class Feed:
 
     items: list[Recommendation]
     strategy: Strategy
+    # Pass it back to get the next page; empty when there is none.
+    next_page_token: str = ""
 
 
 def best_first(candidates: Iterable[Recommendation], limit: int) -> list[Recommendation]:

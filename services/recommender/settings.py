@@ -35,10 +35,30 @@ class RecommenderSettings(ConnectionSettings):
         gt=0,
         description="SimilarItems: an item with n interactions gives behavior the weight n/(n+k), content the rest.",
     )
-    taste_weight: float = Field(0.35, ge=0, description="ForYou: weight of user taste · item content.")
-    session_weight: float = Field(0.2, ge=0, description="ForYou: weight of user session · item content.")
-    user_behavior_weight: float = Field(0.4, ge=0, description="ForYou: weight of user behavior · item behavior.")
-    popularity_weight: float = Field(0.05, ge=0, description="ForYou: weight of the item popularity prior.")
+    # ForYou defaults: the weights `recsys eval` picked on its validation split (see README, Offline evaluation).
+    taste_weight: float = Field(0.0, ge=0, description="ForYou: weight of user taste · item content.")
+    session_weight: float = Field(0.05, ge=0, description="ForYou: weight of user session · item content.")
+    user_behavior_weight: float = Field(
+        1.0, ge=0, description="ForYou: weight of user behavior · item behavior (cosine × the item's strength)."
+    )
+    popularity_weight: float = Field(0.02, ge=0, description="ForYou: weight of the item popularity prior.")
+    user_evidence_k: float = Field(
+        1.0,
+        gt=0,
+        description="ForYou: a user with n interactions gives behavior n/(n+k) of its weight, taste the rest.",
+    )
+    mmr_lambda: float = Field(
+        1.0, ge=0, le=1, description="Default MMR trade-off: 1 ranks by score alone, lower values favour diversity."
+    )
+    exclude_seen: bool = Field(True, description="ForYou leaves out the items the user has already interacted with.")
+    fresh_share: float = Field(
+        0.1, ge=0, le=1, description="Share of feed slots reserved for fresh items (cold users' feeds included)."
+    )
+    fresh_max_interactions: int = Field(
+        3, ge=0, description="An item with fewer positive interactions than this counts as fresh..."
+    )
+    fresh_max_age_days: float = Field(14.0, gt=0, description="...if it entered the catalog at most this long ago.")
+    max_page_depth: int = Field(1000, ge=1, description="Most items one feed may page through (page tokens included).")
     popularity_half_life_days: float = Field(
         7.0, gt=0, description="Stored popularity is decayed to now with this half-life (match the encoder's)."
     )

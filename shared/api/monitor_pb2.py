@@ -24,25 +24,43 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17recsys/v1/monitor.proto\x12\trecsys.v1\"&\n\x15GetDriftReportRequest\x12\r\n\x05space\x18\x01 \x01(\t\"@\n\x16GetDriftReportResponse\x12&\n\x06report\x18\x01 \x01(\x0b\x32\x16.recsys.v1.DriftReport\"\x9f\x02\n\x0b\x44riftReport\x12\r\n\x05space\x18\x01 \x01(\t\x12\x16\n\x0ereference_size\x18\x02 \x01(\r\x12\x14\n\x0c\x63urrent_size\x18\x03 \x01(\r\x12\x12\n\nsufficient\x18\x04 \x01(\x08\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12 \n\x18\x63\x65ntroid_cosine_distance\x18\x06 \x01(\x01\x12#\n\x1b\x63\x65ntroid_euclidean_distance\x18\x07 \x01(\x01\x12\x0c\n\x04mmd2\x18\x08 \x01(\x01\x12\x0f\n\x07p_value\x18\t \x01(\x01\x12\x14\n\x0cpermutations\x18\n \x01(\r\x12\r\n\x05\x61lpha\x18\x0b \x01(\x01\x12\x0f\n\x07\x64rifted\x18\x0c \x01(\x08\x12\x13\n\x0b\x63omputed_at\x18\r \x01(\x01\"3\n\x14ListAnomaliesRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"~\n\x07\x41nomaly\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\r\n\x05space\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\r\n\x05score\x18\x04 \x01(\x01\x12\x11\n\tthreshold\x18\x05 \x01(\x01\x12\x13\n\x0b\x64\x65tected_at\x18\x06 \x01(\x01\x12\x0e\n\x06\x64\x65tail\x18\x07 \x01(\t\">\n\x15ListAnomaliesResponse\x12%\n\tanomalies\x18\x01 \x03(\x0b\x32\x12.recsys.v1.Anomaly2\xbb\x01\n\x0eMonitorService\x12U\n\x0eGetDriftReport\x12 .recsys.v1.GetDriftReportRequest\x1a!.recsys.v1.GetDriftReportResponse\x12R\n\rListAnomalies\x12\x1f.recsys.v1.ListAnomaliesRequest\x1a .recsys.v1.ListAnomaliesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17recsys/v1/monitor.proto\x12\trecsys.v1\"&\n\x15GetDriftReportRequest\x12\r\n\x05space\x18\x01 \x01(\t\"@\n\x16GetDriftReportResponse\x12&\n\x06report\x18\x01 \x01(\x0b\x32\x16.recsys.v1.DriftReport\"\xab\x05\n\x0b\x44riftReport\x12\r\n\x05space\x18\x01 \x01(\t\x12\x16\n\x0ereference_size\x18\x02 \x01(\r\x12\x14\n\x0c\x63urrent_size\x18\x03 \x01(\r\x12\x12\n\nsufficient\x18\x04 \x01(\x08\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12 \n\x18\x63\x65ntroid_cosine_distance\x18\x06 \x01(\x01\x12#\n\x1b\x63\x65ntroid_euclidean_distance\x18\x07 \x01(\x01\x12\x0c\n\x04mmd2\x18\x08 \x01(\x01\x12\x0f\n\x07p_value\x18\t \x01(\x01\x12\x14\n\x0cpermutations\x18\n \x01(\r\x12\r\n\x05\x61lpha\x18\x0b \x01(\x01\x12\x0f\n\x07\x64rifted\x18\x0c \x01(\x08\x12\x13\n\x0b\x63omputed_at\x18\r \x01(\x01\x12\x14\n\x0ckernel_sigma\x18\x0e \x01(\x01\x12\x16\n\x0emmd2_threshold\x18\x0f \x01(\x01\x12\x16\n\x0e\x63lassifier_auc\x18\x10 \x01(\x01\x12\x1a\n\x12\x63lassifier_p_value\x18\x11 \x01(\x01\x12\x12\n\ndimensions\x18\x12 \x01(\r\x12\x1a\n\x12\x64rifted_dimensions\x18\x13 \x01(\r\x12\x1f\n\x17\x64rifted_dimension_share\x18\x14 \x01(\x01\x12\x31\n\x0etop_dimensions\x18\x15 \x03(\x0b\x32\x19.recsys.v1.DimensionShift\x12\x33\n\x11reference_profile\x18\x16 \x01(\x0b\x32\x18.recsys.v1.WindowProfile\x12\x31\n\x0f\x63urrent_profile\x18\x17 \x01(\x0b\x32\x18.recsys.v1.WindowProfile\x12\x13\n\x0b\x65xplanation\x18\x18 \x03(\t\x12\x16\n\x0ereference_mode\x18\x19 \x01(\t\x12\x0f\n\x07version\x18\x1a \x01(\t\"^\n\x0e\x44imensionShift\x12\x11\n\tdimension\x18\x01 \x01(\r\x12\x14\n\x0cks_statistic\x18\x02 \x01(\x01\x12\x0f\n\x07q_value\x18\x03 \x01(\x01\x12\x12\n\nmean_shift\x18\x04 \x01(\x01\"\x8e\x01\n\rWindowProfile\x12\x11\n\tnorm_mean\x18\x01 \x01(\x01\x12\x10\n\x08norm_std\x18\x02 \x01(\x01\x12\x10\n\x08norm_min\x18\x03 \x01(\x01\x12\x10\n\x08norm_max\x18\x04 \x01(\x01\x12\x1c\n\x14mean_pairwise_cosine\x18\x05 \x01(\x01\x12\x16\n\x0e\x65\x66\x66\x65\x63tive_rank\x18\x06 \x01(\x01\"B\n\x14ListAnomaliesRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\x12\r\n\x05space\x18\x03 \x01(\t\"~\n\x07\x41nomaly\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\r\n\x05space\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\r\n\x05score\x18\x04 \x01(\x01\x12\x11\n\tthreshold\x18\x05 \x01(\x01\x12\x13\n\x0b\x64\x65tected_at\x18\x06 \x01(\x01\x12\x0e\n\x06\x64\x65tail\x18\x07 \x01(\t\">\n\x15ListAnomaliesResponse\x12%\n\tanomalies\x18\x01 \x03(\x0b\x32\x12.recsys.v1.Anomaly\"D\n\x12WatchAlertsRequest\x12\x10\n\x08\x61\x66ter_id\x18\x01 \x01(\t\x12\r\n\x05\x65vent\x18\x02 \x01(\t\x12\r\n\x05space\x18\x03 \x01(\t\"6\n\x13WatchAlertsResponse\x12\x1f\n\x05\x61lert\x18\x01 \x01(\x0b\x32\x10.recsys.v1.Alert\"\xfd\x01\n\x05\x41lert\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65vent\x18\x02 \x01(\t\x12\r\n\x05space\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x0f\n\x07subject\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x34\n\nstatistics\x18\x07 \x03(\x0b\x32 .recsys.v1.Alert.StatisticsEntry\x12\n\n\x02\x61t\x18\x08 \x01(\x01\x12\x13\n\x0b\x65xplanation\x18\t \x03(\t\x12\x11\n\tdata_json\x18\n \x01(\t\x1a\x31\n\x0fStatisticsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"&\n\x15ResetReferenceRequest\x12\r\n\x05space\x18\x01 \x01(\t\"@\n\x16ResetReferenceResponse\x12&\n\x06report\x18\x01 \x01(\x0b\x32\x16.recsys.v1.DriftReport2\xe2\x02\n\x0eMonitorService\x12U\n\x0eGetDriftReport\x12 .recsys.v1.GetDriftReportRequest\x1a!.recsys.v1.GetDriftReportResponse\x12R\n\rListAnomalies\x12\x1f.recsys.v1.ListAnomaliesRequest\x1a .recsys.v1.ListAnomaliesResponse\x12N\n\x0bWatchAlerts\x12\x1d.recsys.v1.WatchAlertsRequest\x1a\x1e.recsys.v1.WatchAlertsResponse0\x01\x12U\n\x0eResetReference\x12 .recsys.v1.ResetReferenceRequest\x1a!.recsys.v1.ResetReferenceResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'recsys.v1.monitor_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_ALERT_STATISTICSENTRY']._loaded_options = None
+  _globals['_ALERT_STATISTICSENTRY']._serialized_options = b'8\001'
   _globals['_GETDRIFTREPORTREQUEST']._serialized_start=38
   _globals['_GETDRIFTREPORTREQUEST']._serialized_end=76
   _globals['_GETDRIFTREPORTRESPONSE']._serialized_start=78
   _globals['_GETDRIFTREPORTRESPONSE']._serialized_end=142
   _globals['_DRIFTREPORT']._serialized_start=145
-  _globals['_DRIFTREPORT']._serialized_end=432
-  _globals['_LISTANOMALIESREQUEST']._serialized_start=434
-  _globals['_LISTANOMALIESREQUEST']._serialized_end=485
-  _globals['_ANOMALY']._serialized_start=487
-  _globals['_ANOMALY']._serialized_end=613
-  _globals['_LISTANOMALIESRESPONSE']._serialized_start=615
-  _globals['_LISTANOMALIESRESPONSE']._serialized_end=677
-  _globals['_MONITORSERVICE']._serialized_start=680
-  _globals['_MONITORSERVICE']._serialized_end=867
+  _globals['_DRIFTREPORT']._serialized_end=828
+  _globals['_DIMENSIONSHIFT']._serialized_start=830
+  _globals['_DIMENSIONSHIFT']._serialized_end=924
+  _globals['_WINDOWPROFILE']._serialized_start=927
+  _globals['_WINDOWPROFILE']._serialized_end=1069
+  _globals['_LISTANOMALIESREQUEST']._serialized_start=1071
+  _globals['_LISTANOMALIESREQUEST']._serialized_end=1137
+  _globals['_ANOMALY']._serialized_start=1139
+  _globals['_ANOMALY']._serialized_end=1265
+  _globals['_LISTANOMALIESRESPONSE']._serialized_start=1267
+  _globals['_LISTANOMALIESRESPONSE']._serialized_end=1329
+  _globals['_WATCHALERTSREQUEST']._serialized_start=1331
+  _globals['_WATCHALERTSREQUEST']._serialized_end=1399
+  _globals['_WATCHALERTSRESPONSE']._serialized_start=1401
+  _globals['_WATCHALERTSRESPONSE']._serialized_end=1455
+  _globals['_ALERT']._serialized_start=1458
+  _globals['_ALERT']._serialized_end=1711
+  _globals['_ALERT_STATISTICSENTRY']._serialized_start=1662
+  _globals['_ALERT_STATISTICSENTRY']._serialized_end=1711
+  _globals['_RESETREFERENCEREQUEST']._serialized_start=1713
+  _globals['_RESETREFERENCEREQUEST']._serialized_end=1751
+  _globals['_RESETREFERENCERESPONSE']._serialized_start=1753
+  _globals['_RESETREFERENCERESPONSE']._serialized_end=1817
+  _globals['_MONITORSERVICE']._serialized_start=1820
+  _globals['_MONITORSERVICE']._serialized_end=2174
 # @@protoc_insertion_point(module_scope)

@@ -45,6 +45,16 @@ class MonitorServiceStub:
                 request_serializer=recsys_dot_v1_dot_monitor__pb2.ListAnomaliesRequest.SerializeToString,
                 response_deserializer=recsys_dot_v1_dot_monitor__pb2.ListAnomaliesResponse.FromString,
                 _registered_method=True)
+        self.WatchAlerts = channel.unary_stream(
+                '/recsys.v1.MonitorService/WatchAlerts',
+                request_serializer=recsys_dot_v1_dot_monitor__pb2.WatchAlertsRequest.SerializeToString,
+                response_deserializer=recsys_dot_v1_dot_monitor__pb2.WatchAlertsResponse.FromString,
+                _registered_method=True)
+        self.ResetReference = channel.unary_unary(
+                '/recsys.v1.MonitorService/ResetReference',
+                request_serializer=recsys_dot_v1_dot_monitor__pb2.ResetReferenceRequest.SerializeToString,
+                response_deserializer=recsys_dot_v1_dot_monitor__pb2.ResetReferenceResponse.FromString,
+                _registered_method=True)
 
 
 class MonitorServiceServicer:
@@ -65,6 +75,23 @@ class MonitorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchAlerts(self, request, context):
+        """Streams the alerts published to the alerts stream (by any monitor replica) as they arrive,
+        optionally starting after a given alert so that a client can resume without gaps. The
+        stream ends when the monitor shuts down; reconnect with the last alert's id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResetReference(self, request, context):
+        """Accepts a change: the space's current window becomes its reference, and the report that
+        follows compares against it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MonitorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +104,16 @@ def add_MonitorServiceServicer_to_server(servicer, server):
                     servicer.ListAnomalies,
                     request_deserializer=recsys_dot_v1_dot_monitor__pb2.ListAnomaliesRequest.FromString,
                     response_serializer=recsys_dot_v1_dot_monitor__pb2.ListAnomaliesResponse.SerializeToString,
+            ),
+            'WatchAlerts': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchAlerts,
+                    request_deserializer=recsys_dot_v1_dot_monitor__pb2.WatchAlertsRequest.FromString,
+                    response_serializer=recsys_dot_v1_dot_monitor__pb2.WatchAlertsResponse.SerializeToString,
+            ),
+            'ResetReference': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetReference,
+                    request_deserializer=recsys_dot_v1_dot_monitor__pb2.ResetReferenceRequest.FromString,
+                    response_serializer=recsys_dot_v1_dot_monitor__pb2.ResetReferenceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +171,60 @@ class MonitorService:
             '/recsys.v1.MonitorService/ListAnomalies',
             recsys_dot_v1_dot_monitor__pb2.ListAnomaliesRequest.SerializeToString,
             recsys_dot_v1_dot_monitor__pb2.ListAnomaliesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/recsys.v1.MonitorService/WatchAlerts',
+            recsys_dot_v1_dot_monitor__pb2.WatchAlertsRequest.SerializeToString,
+            recsys_dot_v1_dot_monitor__pb2.WatchAlertsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetReference(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/recsys.v1.MonitorService/ResetReference',
+            recsys_dot_v1_dot_monitor__pb2.ResetReferenceRequest.SerializeToString,
+            recsys_dot_v1_dot_monitor__pb2.ResetReferenceResponse.FromString,
             options,
             channel_credentials,
             insecure,

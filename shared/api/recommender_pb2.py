@@ -25,25 +25,31 @@ _sym_db = _symbol_database.Default()
 from recsys.shared.api import common_pb2 as recsys_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1brecsys/v1/recommender.proto\x12\trecsys.v1\x1a\x16recsys/v1/common.proto\"v\n\x13SimilarItemsRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\x12%\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x15.recsys.v1.ItemFilter\x12\x18\n\x10\x65xclude_item_ids\x18\x04 \x03(\t\"p\n\rForYouRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\x12%\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x15.recsys.v1.ItemFilter\x12\x18\n\x10\x65xclude_item_ids\x18\x04 \x03(\t\"r\n\x12SearchItemsRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\x12%\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x15.recsys.v1.ItemFilter\x12\x18\n\x10\x65xclude_item_ids\x18\x04 \x03(\t\"N\n\x14SimilarItemsResponse\x12$\n\x05items\x18\x01 \x03(\x0b\x32\x15.recsys.v1.ScoredItem\x12\x10\n\x08strategy\x18\x02 \x01(\t\"H\n\x0e\x46orYouResponse\x12$\n\x05items\x18\x01 \x03(\x0b\x32\x15.recsys.v1.ScoredItem\x12\x10\n\x08strategy\x18\x02 \x01(\t\"M\n\x13SearchItemsResponse\x12$\n\x05items\x18\x01 \x03(\x0b\x32\x15.recsys.v1.ScoredItem\x12\x10\n\x08strategy\x18\x02 \x01(\t2\xf2\x01\n\x12RecommenderService\x12O\n\x0cSimilarItems\x12\x1e.recsys.v1.SimilarItemsRequest\x1a\x1f.recsys.v1.SimilarItemsResponse\x12=\n\x06\x46orYou\x12\x18.recsys.v1.ForYouRequest\x1a\x19.recsys.v1.ForYouResponse\x12L\n\x0bSearchItems\x12\x1d.recsys.v1.SearchItemsRequest\x1a\x1e.recsys.v1.SearchItemsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1brecsys/v1/recommender.proto\x12\trecsys.v1\x1a\x16recsys/v1/common.proto\"\x87\x02\n\x0c\x46\x65\x65\x64\x43ontrols\x12\x35\n\x07weights\x18\x01 \x03(\x0b\x32$.recsys.v1.FeedControls.WeightsEntry\x12\x17\n\nmmr_lambda\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x19\n\x0c\x65xclude_seen\x18\x04 \x01(\x08H\x01\x88\x01\x01\x12\x18\n\x0b\x66resh_share\x18\x05 \x01(\x01H\x02\x88\x01\x01\x1a.\n\x0cWeightsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\r\n\x0b_mmr_lambdaB\x0f\n\r_exclude_seenB\x0e\n\x0c_fresh_share\"\xa1\x01\n\x13SimilarItemsRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\x12%\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x15.recsys.v1.ItemFilter\x12\x18\n\x10\x65xclude_item_ids\x18\x04 \x03(\t\x12)\n\x08\x63ontrols\x18\x05 \x01(\x0b\x32\x17.recsys.v1.FeedControls\"\x9b\x01\n\rForYouRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\x12%\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x15.recsys.v1.ItemFilter\x12\x18\n\x10\x65xclude_item_ids\x18\x04 \x03(\t\x12)\n\x08\x63ontrols\x18\x05 \x01(\x0b\x32\x17.recsys.v1.FeedControls\"r\n\x12SearchItemsRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\x12%\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x15.recsys.v1.ItemFilter\x12\x18\n\x10\x65xclude_item_ids\x18\x04 \x03(\t\"g\n\x14SimilarItemsResponse\x12$\n\x05items\x18\x01 \x03(\x0b\x32\x15.recsys.v1.ScoredItem\x12\x10\n\x08strategy\x18\x02 \x01(\t\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"a\n\x0e\x46orYouResponse\x12$\n\x05items\x18\x01 \x03(\x0b\x32\x15.recsys.v1.ScoredItem\x12\x10\n\x08strategy\x18\x02 \x01(\t\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"M\n\x13SearchItemsResponse\x12$\n\x05items\x18\x01 \x03(\x0b\x32\x15.recsys.v1.ScoredItem\x12\x10\n\x08strategy\x18\x02 \x01(\t2\xf2\x01\n\x12RecommenderService\x12O\n\x0cSimilarItems\x12\x1e.recsys.v1.SimilarItemsRequest\x1a\x1f.recsys.v1.SimilarItemsResponse\x12=\n\x06\x46orYou\x12\x18.recsys.v1.ForYouRequest\x1a\x19.recsys.v1.ForYouResponse\x12L\n\x0bSearchItems\x12\x1d.recsys.v1.SearchItemsRequest\x1a\x1e.recsys.v1.SearchItemsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'recsys.v1.recommender_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SIMILARITEMSREQUEST']._serialized_start=66
-  _globals['_SIMILARITEMSREQUEST']._serialized_end=184
-  _globals['_FORYOUREQUEST']._serialized_start=186
-  _globals['_FORYOUREQUEST']._serialized_end=298
-  _globals['_SEARCHITEMSREQUEST']._serialized_start=300
-  _globals['_SEARCHITEMSREQUEST']._serialized_end=414
-  _globals['_SIMILARITEMSRESPONSE']._serialized_start=416
-  _globals['_SIMILARITEMSRESPONSE']._serialized_end=494
-  _globals['_FORYOURESPONSE']._serialized_start=496
-  _globals['_FORYOURESPONSE']._serialized_end=568
-  _globals['_SEARCHITEMSRESPONSE']._serialized_start=570
-  _globals['_SEARCHITEMSRESPONSE']._serialized_end=647
-  _globals['_RECOMMENDERSERVICE']._serialized_start=650
-  _globals['_RECOMMENDERSERVICE']._serialized_end=892
+  _globals['_FEEDCONTROLS_WEIGHTSENTRY']._loaded_options = None
+  _globals['_FEEDCONTROLS_WEIGHTSENTRY']._serialized_options = b'8\001'
+  _globals['_FEEDCONTROLS']._serialized_start=67
+  _globals['_FEEDCONTROLS']._serialized_end=330
+  _globals['_FEEDCONTROLS_WEIGHTSENTRY']._serialized_start=236
+  _globals['_FEEDCONTROLS_WEIGHTSENTRY']._serialized_end=282
+  _globals['_SIMILARITEMSREQUEST']._serialized_start=333
+  _globals['_SIMILARITEMSREQUEST']._serialized_end=494
+  _globals['_FORYOUREQUEST']._serialized_start=497
+  _globals['_FORYOUREQUEST']._serialized_end=652
+  _globals['_SEARCHITEMSREQUEST']._serialized_start=654
+  _globals['_SEARCHITEMSREQUEST']._serialized_end=768
+  _globals['_SIMILARITEMSRESPONSE']._serialized_start=770
+  _globals['_SIMILARITEMSRESPONSE']._serialized_end=873
+  _globals['_FORYOURESPONSE']._serialized_start=875
+  _globals['_FORYOURESPONSE']._serialized_end=972
+  _globals['_SEARCHITEMSRESPONSE']._serialized_start=974
+  _globals['_SEARCHITEMSRESPONSE']._serialized_end=1051
+  _globals['_RECOMMENDERSERVICE']._serialized_start=1054
+  _globals['_RECOMMENDERSERVICE']._serialized_end=1296
 # @@protoc_insertion_point(module_scope)

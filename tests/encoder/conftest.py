@@ -33,6 +33,7 @@ def encoder_settings(redis_url: str, **overrides: Any) -> EncoderSettings:
         "consumer_claim_idle_ms": 500,
         "grpc_grace_s": 1.0,
         "batch_max_wait_ms": 2.0,
+        "encoder_metrics_port": 0,
         **overrides,
     }
     return EncoderSettings(**values)

@@ -1,35 +1,46 @@
-"""DynamicBatcher with a fake model: batch formation, lane order, capacity, cancellation, result order."""
+"""DynamicBatcher with a fake model: batches and passes, lane order and share, capacity, cancellation, order."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import numpy as np
 import pytest
 
+from recsys.encoder.batch_plan import PassCostModel
 from recsys.encoder.batching import BatchLimits, DynamicBatcher, Lane
 from recsys.shared.errors import Overloaded, Unavailable
 
 
 class FakeModel:
-    """Encodes text "<n>" as the row [n, len(text)]; records every batch; can be held to let a queue build up."""
+    """Encodes text "<n>" as the row [n, len(text)]; records every pass; can be held to let a queue build up.
 
-    def __init__(self) -> None:
+    A pass goes through LAYERS steps, calling `between_layers` before each, as a preemptible model does.
+    """
+
+    LAYERS = 3
+
+    def __init__(self, seconds_per_pass: float = 0.0) -> None:
         self.batches: list[list[str]] = []
         self.gate = threading.Event()
         self.gate.set()
         self.entered = threading.Event()
+        self.seconds_per_pass = seconds_per_pass
 
-    def encode(self, texts: list[str]) -> np.ndarray:
+    def encode(self, texts: list[str], between_layers: Callable[[], None] | None = None) -> np.ndarray:
         self.batches.append(list(texts))
         self.entered.set()
         if not self.gate.wait(timeout=10):
             raise TimeoutError("test never released the fake model")
         if any(text.startswith("boom") for text in texts):
             raise RuntimeError("model exploded")
+        for _ in range(self.LAYERS):
+            if between_layers is not None:
+                between_layers()
+            time.sleep(self.seconds_per_pass / self.LAYERS)
         return np.array([[float(text.split()[0]), float(len(text))] for text in texts])
 
     async def hold(self) -> None:
@@ -51,7 +62,15 @@ def limits(**overrides: float) -> BatchLimits:
         max_tokens=int(values["max_tokens"]),
         max_wait_s=float(values["max_wait_s"]),
         queue_capacity=int(values["queue_capacity"]),
+        bulk_share=float(values.get("bulk_share", 0.2)),
+        live_pass_s=float(values.get("live_pass_s", 0.0)),
+        live_grace_s=float(values.get("live_grace_s", 0.0)),
     )
+
+
+def fixed_cost(fixed_s: float, per_token_s: float) -> PassCostModel:
+    """A cost model that the fake model's instant passes do not rescale."""
+    return PassCostModel(fixed_s, per_token_s, adapts=False)
 
 
 @pytest.fixture
@@ -59,22 +78,25 @@ def model() -> FakeModel:
     return FakeModel()
 
 
-async def running(model: FakeModel, batch_limits: BatchLimits) -> DynamicBatcher:
-    batcher = DynamicBatcher(model.encode, batch_limits)
+async def running(
+    model: FakeModel, batch_limits: BatchLimits, cost: PassCostModel | None = None
+) -> DynamicBatcher[str]:
+    # By default padding costs nothing, so every batch runs as one pass, as the tests about batches expect.
+    batcher = DynamicBatcher(model.encode, batch_limits, cost=cost or fixed_cost(1.0, 1e-9))
     await batcher.start()
     return batcher
 
 
 @pytest.fixture
-async def stop_after() -> AsyncIterator[list[DynamicBatcher]]:
-    batchers: list[DynamicBatcher] = []
+async def stop_after() -> AsyncIterator[list[DynamicBatcher[str]]]:
+    batchers: list[DynamicBatcher[str]] = []
     yield batchers
     for batcher in batchers:
         await batcher.stop()
 
 
 async def test_results_come_back_in_callers_order_although_the_batch_runs_sorted_by_length(
-    model: FakeModel, stop_after: list[DynamicBatcher]
+    model: FakeModel, stop_after: list[DynamicBatcher[str]]
 ) -> None:
     batcher = await running(model, limits())
     stop_after.append(batcher)
@@ -85,7 +107,7 @@ async def test_results_come_back_in_callers_order_although_the_batch_runs_sorted
     assert model.batches == [sorted(texts, key=len)]
 
 
-async def test_concurrent_callers_merge_into_one_batch(model: FakeModel, stop_after: list[DynamicBatcher]) -> None:
+async def test_concurrent_callers_merge_into_one_batch(model: FakeModel, stop_after: list[DynamicBatcher[str]]) -> None:
     batcher = await running(model, limits(max_wait_s=0.2))
     stop_after.append(batcher)
     results = await asyncio.gather(*(batcher.embed([f"{n} text"], [5], Lane.BULK) for n in range(6)))
@@ -94,18 +116,20 @@ async def test_concurrent_callers_merge_into_one_batch(model: FakeModel, stop_af
     assert [rows[0][0] for rows in results] == [float(n) for n in range(6)]
 
 
-async def test_a_batch_never_holds_more_than_max_size_texts(model: FakeModel, stop_after: list[DynamicBatcher]) -> None:
+async def test_a_pass_never_holds_more_than_max_size_texts(
+    model: FakeModel, stop_after: list[DynamicBatcher[str]]
+) -> None:
     batcher = await running(model, limits(max_size=4))
     stop_after.append(batcher)
     texts = [f"{n} t" for n in range(10)]
     rows = await batcher.embed(texts, [3] * 10, Lane.LIVE)
 
-    assert [len(batch) for batch in model.batches] == [4, 4, 2]
+    assert sorted(len(batch) for batch in model.batches)[-1] == 4 and len(model.batches) == 3
     assert [row[0] for row in rows] == [float(n) for n in range(10)]
 
 
-async def test_a_batch_is_cut_before_its_padded_tokens_pass_the_budget(
-    model: FakeModel, stop_after: list[DynamicBatcher]
+async def test_no_pass_holds_more_padded_tokens_than_the_budget(
+    model: FakeModel, stop_after: list[DynamicBatcher[str]]
 ) -> None:
     batcher = await running(model, limits(max_tokens=100))
     stop_after.append(batcher)
@@ -119,8 +143,34 @@ async def test_a_batch_is_cut_before_its_padded_tokens_pass_the_budget(
     assert sorted(len(batch) for batch in model.batches) == [1, 1, 3]
 
 
+async def test_a_batch_of_mixed_lengths_runs_as_passes_that_pad_only_to_their_own_longest(
+    model: FakeModel, stop_after: list[DynamicBatcher[str]]
+) -> None:
+    # 5 ms per pass plus 0.1 ms per padded token.
+    batcher = await running(model, limits(max_wait_s=0.2), cost=fixed_cost(0.005, 0.0001))
+    stop_after.append(batcher)
+    tokens = [8, 200, 9, 8, 180, 10]
+    rows = await batcher.embed([f"{n} t" for n in range(6)], tokens, Lane.BULK)
+
+    assert sorted(sorted(tokens[int(t.split()[0])] for t in batch) for batch in model.batches) == [
+        [8, 8, 9, 10],
+        [180, 200],
+    ]
+    assert [row[0] for row in rows] == [float(n) for n in range(6)]
+
+
+async def test_a_batch_of_similar_lengths_runs_as_one_pass(
+    model: FakeModel, stop_after: list[DynamicBatcher[str]]
+) -> None:
+    batcher = await running(model, limits(max_wait_s=0.2), cost=fixed_cost(0.001, 0.0001))
+    stop_after.append(batcher)
+    await batcher.embed([f"{n} t" for n in range(6)], [10, 11, 12, 10, 12, 11], Lane.BULK)
+
+    assert [len(batch) for batch in model.batches] == [6]
+
+
 async def test_a_full_batch_runs_without_waiting_for_the_timer(
-    model: FakeModel, stop_after: list[DynamicBatcher]
+    model: FakeModel, stop_after: list[DynamicBatcher[str]]
 ) -> None:
     batcher = await running(model, limits(max_size=3, max_wait_s=30))
     stop_after.append(batcher)
@@ -130,18 +180,41 @@ async def test_a_full_batch_runs_without_waiting_for_the_timer(
     assert time.monotonic() - started < 5
 
 
-async def test_a_lone_text_runs_once_max_wait_has_passed(model: FakeModel, stop_after: list[DynamicBatcher]) -> None:
-    batcher = await running(model, limits(max_wait_s=0.15))
+async def test_a_lone_caller_is_served_without_waiting_for_company_that_is_not_coming(
+    model: FakeModel, stop_after: list[DynamicBatcher[str]]
+) -> None:
+    batcher = await running(model, limits(max_wait_s=0.5))
     stop_after.append(batcher)
     started = time.monotonic()
-    await batcher.embed(["1 a"], [2], Lane.BULK)
-    waited = time.monotonic() - started
+    for n in range(3):
+        await batcher.embed([f"{n} a"], [2], Lane.LIVE)
 
-    assert 0.15 <= waited < 2.0
+    assert time.monotonic() - started < 0.5
+    assert [len(batch) for batch in model.batches] == [1, 1, 1]
+
+
+async def test_while_texts_keep_arriving_a_batch_waits_for_them_up_to_max_wait(
+    stop_after: list[DynamicBatcher[str]],
+) -> None:
+    model = FakeModel(seconds_per_pass=0.002)
+    batcher = await running(model, limits(max_wait_s=0.05))
+    stop_after.append(batcher)
+
+    async def arrive(n: int) -> float:
+        await asyncio.sleep(n * 0.002)  # 500 texts per second
+        started = time.monotonic()
+        await batcher.embed([f"{n} a"], [2], Lane.BULK)
+        return time.monotonic() - started
+
+    waits = await asyncio.gather(*(arrive(n) for n in range(200)))
+
+    later = [len(batch) for batch in model.batches[3:]]  # once the rate is known
+    assert sum(later) / len(later) >= 4
+    assert max(waits) < 0.05 + 0.5
 
 
 async def test_live_texts_are_taken_before_bulk_texts_that_came_earlier(
-    model: FakeModel, stop_after: list[DynamicBatcher]
+    model: FakeModel, stop_after: list[DynamicBatcher[str]]
 ) -> None:
     batcher = await running(model, limits(max_size=2))
     stop_after.append(batcher)
@@ -159,25 +232,27 @@ async def test_live_texts_are_taken_before_bulk_texts_that_came_earlier(
     assert model.batches[2:] == [["1 bulk", "2 bulk"], ["3 bulk"]]
 
 
-async def test_submitting_past_the_queue_capacity_is_refused_naming_the_capacity(
-    model: FakeModel, stop_after: list[DynamicBatcher]
+async def test_submitting_past_a_lanes_queue_capacity_is_refused_naming_the_capacity(
+    model: FakeModel, stop_after: list[DynamicBatcher[str]]
 ) -> None:
     batcher = await running(model, limits(max_size=1, queue_capacity=4))
     stop_after.append(batcher)
     await model.hold()
     running_one = asyncio.create_task(batcher.embed(["0 a"], [2], Lane.LIVE))
     await model.wait_entered()
-    queued = asyncio.create_task(batcher.embed([f"{n} q" for n in range(1, 5)], [2] * 4, Lane.BULK))
+    queued = asyncio.create_task(batcher.embed([f"{n} q" for n in range(1, 5)], [2] * 4, Lane.LIVE))
     await asyncio.sleep(0.01)
 
-    with pytest.raises(Overloaded, match="capacity of 4"):
+    with pytest.raises(Overloaded, match=r"4 live texts waiting.*capacity of 4"):
         await batcher.embed(["5 x"], [2], Lane.LIVE)
+    # A full live lane leaves the bulk lane its own room, and the other way round.
+    bulk = asyncio.create_task(batcher.embed(["6 b"], [2], Lane.BULK))
     model.release()
-    await asyncio.gather(running_one, queued)
+    await asyncio.gather(running_one, queued, bulk)
 
 
 async def test_texts_of_a_caller_that_went_away_are_dropped_before_inference(
-    model: FakeModel, stop_after: list[DynamicBatcher]
+    model: FakeModel, stop_after: list[DynamicBatcher[str]]
 ) -> None:
     batcher = await running(model, limits())
     stop_after.append(batcher)
@@ -198,7 +273,7 @@ async def test_texts_of_a_caller_that_went_away_are_dropped_before_inference(
 
 
 async def test_a_failing_batch_fails_its_callers_and_the_next_batch_still_runs(
-    model: FakeModel, stop_after: list[DynamicBatcher]
+    model: FakeModel, stop_after: list[DynamicBatcher[str]]
 ) -> None:
     batcher = await running(model, limits())
     stop_after.append(batcher)
@@ -224,3 +299,205 @@ async def test_stopping_fails_waiting_callers_as_unavailable(model: FakeModel) -
             await task
     with pytest.raises(Unavailable, match="not running"):
         await batcher.embed(["2 c"], [2], Lane.LIVE)
+
+
+async def test_texts_whose_deadline_passed_are_dropped_before_inference(
+    model: FakeModel, stop_after: list[DynamicBatcher[str]]
+) -> None:
+    batcher = await running(model, limits())
+    stop_after.append(batcher)
+    await model.hold()
+    blocker = asyncio.create_task(batcher.embed(["0 blocker"], [2], Lane.LIVE))
+    await model.wait_entered()
+    late = asyncio.create_task(batcher.embed(["1 late"], [2], Lane.LIVE, deadline=time.monotonic() + 0.02))
+    await asyncio.sleep(0.05)
+    model.release()
+    await blocker
+
+    with pytest.raises(Overloaded, match="deadline passed"):
+        await late
+    assert "1 late" not in [text for batch in model.batches for text in batch]
+
+
+async def test_a_bulk_batch_yields_to_live_texts_between_its_passes(stop_after: list[DynamicBatcher[str]]) -> None:
+    model = FakeModel()
+    batcher = await running(model, limits(max_wait_s=0.05, bulk_share=0.0), cost=fixed_cost(0.001, 0.0001))
+    stop_after.append(batcher)
+    await model.hold()
+    bulk = asyncio.create_task(batcher.embed(["0 short", "1 long", "2 short"], [5, 400, 5], Lane.BULK))
+    await model.wait_entered()
+    live = asyncio.create_task(batcher.embed(["3 live"], [5], Lane.LIVE))
+    await asyncio.sleep(0.01)
+    model.release()
+    await asyncio.gather(bulk, live)
+
+    # The bulk batch ran as two passes (the long text alone); the live text went between them.
+    assert model.batches == [["0 short", "2 short"], ["3 live"], ["1 long"]]
+
+
+async def test_while_live_traffic_is_active_bulk_passes_are_cut_to_the_live_pass_time(
+    stop_after: list[DynamicBatcher[str]],
+) -> None:
+    model = FakeModel()
+    # 1 ms per pass plus 1 ms per token: a pass of n texts of 4 tokens takes 1 + 4n ms.
+    batcher = await running(model, limits(max_wait_s=0.05, live_pass_s=0.010), cost=fixed_cost(0.001, 0.001))
+    stop_after.append(batcher)
+    await batcher.embed([f"{n} quiet" for n in range(6)], [4] * 6, Lane.BULK)
+    quiet = list(model.batches)
+    model.batches.clear()
+    await batcher.embed(["9 live"], [4], Lane.LIVE)
+    await batcher.embed([f"{n} busy" for n in range(6)], [4] * 6, Lane.BULK)
+
+    assert [len(batch) for batch in quiet] == [6]
+    assert [len(batch) for batch in model.batches[1:]] == [2, 2, 2]
+
+
+async def test_under_steady_live_load_bulk_still_gets_its_share_of_model_time(
+    stop_after: list[DynamicBatcher[str]],
+) -> None:
+    model = FakeModel(seconds_per_pass=0.004)
+    batcher = await running(model, limits(max_size=2, max_wait_s=0.0, bulk_share=0.25))
+    stop_after.append(batcher)
+    flooding = True
+
+    async def live_caller(n: int) -> None:
+        while flooding:
+            await batcher.embed([f"{n} live"], [4], Lane.LIVE)
+
+    callers = [asyncio.create_task(live_caller(n)) for n in range(6)]
+    await asyncio.sleep(0.1)
+    bulk = [f"{n} bulk" for n in range(20)]
+    started = time.monotonic()
+    await asyncio.wait_for(asyncio.gather(*(batcher.embed([text], [4], Lane.BULK) for text in bulk)), 10)
+    bulk_took = time.monotonic() - started
+    flooding = False
+    await asyncio.gather(*callers)
+
+    passes = model.batches[-40:]
+    bulk_passes = sum(1 for batch in passes if batch[0].endswith("bulk"))
+    # 20 bulk texts in passes of 2 with a quarter of the passes: about 40 passes of 4 ms.
+    assert bulk_took < 2.0
+    assert bulk_passes >= 5, f"bulk ran {bulk_passes} of the last {len(passes)} passes"
+
+
+async def test_without_a_bulk_share_live_load_holds_bulk_back(stop_after: list[DynamicBatcher[str]]) -> None:
+    model = FakeModel(seconds_per_pass=0.004)
+    batcher = await running(model, limits(max_size=2, max_wait_s=0.0, bulk_share=0.0))
+    stop_after.append(batcher)
+    flooding = True
+
+    async def live_caller(n: int) -> None:
+        while flooding:
+            await batcher.embed([f"{n} live"], [4], Lane.LIVE)
+
+    callers = [asyncio.create_task(live_caller(n)) for n in range(6)]
+    await asyncio.sleep(0.05)
+    bulk = asyncio.create_task(batcher.embed(["0 bulk"], [4], Lane.BULK))
+    await asyncio.sleep(0.3)
+    held_back = not bulk.done()
+    flooding = False
+    await asyncio.gather(*callers, bulk)
+
+    assert held_back
+
+
+@pytest.mark.parametrize(("grace_s", "order"), [(0.05, ["live", "live", "bulk"]), (0.0, ["live", "bulk", "live"])])
+async def test_after_a_live_pass_bulk_work_waits_briefly_for_the_live_callers_next_text(
+    stop_after: list[DynamicBatcher[str]], grace_s: float, order: list[str]
+) -> None:
+    model = FakeModel(seconds_per_pass=0.005)
+    batcher = await running(model, limits(live_grace_s=grace_s))
+    stop_after.append(batcher)
+    await model.hold()
+    blocker = asyncio.create_task(batcher.embed(["0 warm"], [2], Lane.BULK))
+    await model.wait_entered()
+
+    async def live_caller() -> None:
+        await batcher.embed(["1 live"], [2], Lane.LIVE)
+        await batcher.embed(["3 live"], [2], Lane.LIVE)  # right after its answer, as a caller in a loop
+
+    caller = asyncio.create_task(live_caller())
+    bulk = asyncio.create_task(batcher.embed(["2 bulk"], [2], Lane.BULK))
+    await asyncio.sleep(0.01)
+    model.release()
+    await asyncio.gather(blocker, caller, bulk)
+
+    assert [batch[0].split()[1] for batch in model.batches[1:]] == order
+
+
+class PassLog:
+    """Records what the batcher reports about each pass."""
+
+    def __init__(self) -> None:
+        self.passes: list[tuple[Lane, int, float]] = []
+        self.nested = 0
+
+    def pass_done(self, lane: Lane, texts: int, tokens: int, padded_tokens: int, seconds: float) -> None:
+        self.passes.append((lane, texts, seconds))
+
+    def texts_dropped(self, lane: Lane, reason: str, texts: int) -> None:
+        pass
+
+    def live_pass_nested(self) -> None:
+        self.nested += 1
+
+
+async def preemptible(model: FakeModel, batch_limits: BatchLimits, log: PassLog) -> DynamicBatcher[str]:
+    batcher = DynamicBatcher(
+        model.encode, batch_limits, cost=fixed_cost(1.0, 1e-9), observer=log, pass_segments=FakeModel.LAYERS
+    )
+    await batcher.start()
+    return batcher
+
+
+async def test_with_a_preemptible_model_a_live_pass_runs_between_the_layers_of_a_bulk_pass(
+    stop_after: list[DynamicBatcher[str]],
+) -> None:
+    model, log = FakeModel(seconds_per_pass=0.3), PassLog()
+    batcher = await preemptible(model, limits(), log)
+    stop_after.append(batcher)
+    bulk = asyncio.create_task(batcher.embed(["0 bulk", "1 bulk"], [4, 4], Lane.BULK))
+    await model.wait_entered()
+    live = await batcher.embed(["2 live"], [4], Lane.LIVE)
+    bulk_running_when_live_was_done = not bulk.done()
+    bulk_rows = await bulk
+
+    assert model.batches == [["0 bulk", "1 bulk"], ["2 live"]]
+    assert bulk_running_when_live_was_done and log.nested == 1
+    assert live[0][0] == 2.0 and [row[0] for row in bulk_rows] == [0.0, 1.0]
+    (lane_a, _, seconds_a), (lane_b, _, seconds_b) = log.passes
+    # The bulk pass is charged without the live pass nested in it.
+    assert {lane_a, lane_b} == {Lane.LIVE, Lane.BULK}
+    bulk_seconds = seconds_a if lane_a is Lane.BULK else seconds_b
+    assert bulk_seconds < 0.3 + 0.15
+
+
+async def test_a_bulk_pass_owed_its_share_is_not_interrupted(stop_after: list[DynamicBatcher[str]]) -> None:
+    model, log = FakeModel(seconds_per_pass=0.15), PassLog()
+    batcher = await preemptible(model, limits(bulk_share=1.0), log)
+    stop_after.append(batcher)
+    await batcher.embed(["0 live"], [4], Lane.LIVE)  # live has used the model: bulk is owed from now on
+    bulk = asyncio.create_task(batcher.embed(["1 bulk"], [4], Lane.BULK))
+    await asyncio.sleep(0.05)
+    live = asyncio.create_task(batcher.embed(["2 live"], [4], Lane.LIVE))
+    await asyncio.gather(bulk, live)
+
+    assert model.batches == [["0 live"], ["1 bulk"], ["2 live"]]
+    assert [lane for lane, _, _ in log.passes] == [Lane.LIVE, Lane.BULK, Lane.LIVE]
+    assert log.nested == 0
+
+
+async def test_a_live_pass_handed_over_after_the_last_layer_runs_next_instead(
+    stop_after: list[DynamicBatcher[str]],
+) -> None:
+    model, log = FakeModel(seconds_per_pass=0.3), PassLog()
+    batcher = await preemptible(model, limits(), log)
+    stop_after.append(batcher)
+    bulk = asyncio.create_task(batcher.embed(["0 bulk"], [4], Lane.BULK))
+    await model.wait_entered()
+    await asyncio.sleep(0.25)  # inside the last of the bulk pass's three layers
+    live = await batcher.embed(["1 live"], [4], Lane.LIVE)
+    await bulk
+
+    assert live[0][0] == 1.0
+    assert [lane for lane, _, _ in log.passes] == [Lane.BULK, Lane.LIVE] and log.nested == 0

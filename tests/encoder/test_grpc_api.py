@@ -1,4 +1,4 @@
-"""The EncoderService over real gRPC with the real model: vectors, options, errors, streaming, model info, health."""
+"""The EncoderService over real gRPC with the real model: vectors, options, errors, streaming, health, metrics."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from recsys.encoder.embedder import Embedder
 from recsys.encoder.grpc_api import SERVICE_NAME
 from recsys.shared.api import encoder_pb2, encoder_pb2_grpc
 from recsys.shared.client import EncoderClient
+from tests.encoder.gated import GatedEmbedder, metric, scrape
 
 MakeEncoder = Callable[..., EncoderService]
 StartEncoder = Callable[..., Awaitable[EncoderService]]
@@ -157,6 +158,9 @@ async def test_model_info_describes_the_model_and_the_batching(encoder: EncoderS
     assert info.batching.max_wait_ms == pytest.approx(settings.batch_max_wait_ms)
     assert info.batching.queue_capacity == settings.queue_capacity
     assert info.batching.max_texts_per_request == settings.max_texts_per_request
+    assert info.batching.bulk_share == pytest.approx(settings.batch_bulk_share)
+    assert info.batching.live_pass_ms == pytest.approx(settings.batch_live_pass_ms)
+    assert info.batching.live_grace_ms == pytest.approx(settings.batch_live_grace_ms)
 
 
 async def test_health_is_not_serving_while_the_model_loads_then_serving(make_encoder: MakeEncoder) -> None:
@@ -178,3 +182,126 @@ async def test_health_is_not_serving_while_the_model_loads_then_serving(make_enc
     assert "loading" in (caught.value.details() or "")
     assert late.status == overall.status == health_pb2.HealthCheckResponse.SERVING
     assert service.ready.is_set()
+
+
+async def test_health_turns_serving_only_after_the_model_warmed_up(
+    make_encoder: MakeEncoder, embedder: Embedder
+) -> None:
+    gated = GatedEmbedder(embedder)
+    service = make_encoder()
+    service._embedder = gated
+    starting = asyncio.create_task(service.start())
+    while not service.port:
+        await asyncio.sleep(0.005)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        await asyncio.sleep(0.2)
+        warming = await health.Check(health_pb2.HealthCheckRequest(service=SERVICE_NAME))
+        gated.warm_gate.set()
+        await starting
+        warm = await health.Check(health_pb2.HealthCheckRequest(service=SERVICE_NAME))
+
+    assert warming.status == health_pb2.HealthCheckResponse.NOT_SERVING
+    assert warm.status == health_pb2.HealthCheckResponse.SERVING
+    assert metric(scrape(service.metrics_port), "recsys_encoder_warm_up_seconds") > 0
+
+
+async def test_a_call_whose_deadline_passes_while_queued_never_reaches_the_model(
+    make_encoder: MakeEncoder, embedder: Embedder
+) -> None:
+    gated = GatedEmbedder(embedder)
+    gated.warm_gate.set()
+    service = make_encoder()
+    service._embedder = gated
+    await service.start()
+    gated.pass_gate.clear()
+    gated.in_pass.clear()  # the warm-up's passes are done
+    async with EncoderClient(f"127.0.0.1:{service.port}") as client:
+        first = asyncio.create_task(client.embed(["keeps the model busy"]))
+        await asyncio.to_thread(gated.in_pass.wait, 5)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await client.embed(["too late to matter"], timeout=0.2)
+        gated.pass_gate.set()
+        await first
+        after = await client.embed(["served as usual"])
+
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert "too late to matter" not in gated.seen and len(after) == 1
+    assert (
+        metric(scrape(service.metrics_port), "recsys_encoder_texts_dropped_total", lane="live", reason="caller_gone")
+        == 1
+    )
+
+
+@pytest.mark.parametrize(
+    ("precision", "dtype", "width"),
+    [
+        (encoder_pb2.PRECISION_INT8, np.int8, 384),
+        (encoder_pb2.PRECISION_UINT8, np.uint8, 384),
+        (encoder_pb2.PRECISION_BINARY, np.int8, 48),
+        (encoder_pb2.PRECISION_UBINARY, np.uint8, 48),
+    ],
+)
+async def test_quantized_precisions_come_back_as_bytes_of_the_float_vectors(
+    client: EncoderClient, precision: int, dtype: type[np.generic], width: int
+) -> None:
+    floats = await client.embed_raw(TEXTS[:3])
+    response = await client.stub.Embed(encoder_pb2.EmbedRequest(texts=TEXTS[:3], precision=precision), timeout=30)  # type: ignore[arg-type]
+
+    rows = np.array([np.frombuffer(e.quantized, dtype=dtype) for e in response.embeddings])
+    assert response.precision == precision and rows.shape == (3, width)
+    assert all(not e.values for e in response.embeddings)
+    vectors = np.array([e.values for e in floats.embeddings])
+    if width == 48:
+        bits = np.unpackbits((rows.astype(np.int16) + (128 if dtype is np.int8 else 0)).astype(np.uint8), axis=1)
+        np.testing.assert_array_equal(bits, vectors > 0)
+    else:
+        # Monotone in each dimension: a larger value never gets a lower level.
+        order = np.argsort(vectors[:, 0])
+        assert np.all(np.diff(rows[order, 0].astype(int)) >= 0)
+
+
+async def test_an_unknown_precision_is_invalid_argument(client: EncoderClient) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await client.stub.Embed(encoder_pb2.EmbedRequest(texts=["a"], precision=9), timeout=30)  # type: ignore[arg-type]
+
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "unknown precision 9" in (caught.value.details() or "")
+
+
+async def test_bad_requests_are_refused_while_everyone_else_is_served(
+    encoder: EncoderService, client: EncoderClient
+) -> None:
+    bad = [
+        encoder_pb2.EmbedRequest(texts=[""]),
+        encoder_pb2.EmbedRequest(texts=["word " * 600], truncate=False),
+        encoder_pb2.EmbedRequest(texts=["a"] * 5000),
+        encoder_pb2.EmbedRequest(texts=["a"], dimensions=4000),
+        encoder_pb2.EmbedRequest(texts=["a"], precision=42),  # type: ignore[arg-type]
+    ]
+    good = [client.embed([text]) for text in TEXTS]
+    outcomes = await asyncio.gather(
+        *(client.stub.Embed(request, timeout=30) for request in bad), *good, return_exceptions=True
+    )
+
+    refused, served = outcomes[: len(bad)], outcomes[len(bad) :]
+    assert all(isinstance(o, grpc.aio.AioRpcError) and o.code() == grpc.StatusCode.INVALID_ARGUMENT for o in refused)
+    assert all(isinstance(vectors, list) and len(vectors) == 1 for vectors in served)
+    metrics = scrape(encoder.metrics_port)
+    assert metric(metrics, "recsys_encoder_requests_refused_total", lane="live", reason="invalid") == len(bad)
+    assert metric(metrics, "recsys_encoder_request_seconds_count", lane="live") == len(TEXTS)
+
+
+async def test_metrics_report_passes_tokens_and_padding_per_lane(
+    encoder: EncoderService, client: EncoderClient
+) -> None:
+    await client.embed(TEXTS)
+    metrics = scrape(encoder.metrics_port)
+
+    assert metric(metrics, "recsys_encoder_texts_total", lane="live") == len(TEXTS)
+    tokens = metric(metrics, "recsys_encoder_tokens_total", lane="live")
+    padded = metric(metrics, "recsys_encoder_padded_tokens_total", lane="live")
+    assert 0 < tokens <= padded
+    assert metric(metrics, "recsys_encoder_pass_texts_count", lane="live") >= 1
+    assert metric(metrics, "recsys_encoder_tokens_per_second") > 0
+    assert 'recsys_encoder_queue_texts{lane="bulk"} 0.0' in metrics

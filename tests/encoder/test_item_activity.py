@@ -1,4 +1,4 @@
-"""What interactions do to an item: counts, popularity and behavior."""
+"""What interactions do to an item: counts, decayed popularity and replay memory."""
 
 from __future__ import annotations
 
@@ -34,25 +34,22 @@ def test_positive_events_count_and_add_decayed_popularity() -> None:
     assert activity.popularity_ts == 100.0
 
 
-def test_a_dislike_is_not_counted_and_takes_back_the_users_behavior() -> None:
+def test_a_dislike_is_neither_counted_nor_popular() -> None:
     activity = ItemActivity()
     activity.record(event(1), 3.0, 1.0, RULES)
     activity.record(event(2, kind=InteractionType.DISLIKE), -3.0, 1.0, RULES)
 
     assert activity.interaction_count == 1
-    assert activity.behavior.total is None
+    assert activity.popularity == pytest.approx(3.0)
+    assert activity.has_recorded("e2")
 
 
-def test_recent_event_ids_are_bounded_and_read_back() -> None:
-    activity = ItemActivity()
+def test_recent_event_ids_are_bounded_and_the_payload_reads_back() -> None:
+    activity = ItemActivity(revision=4)
     for n in range(5):
         activity.record(event(n, f"u{n}"), 1.0, float(n), RULES)
     assert activity.recent_event_ids == ["e2", "e3", "e4"]
-    assert activity.behavior.unit is not None
 
-    rebuilt = ItemActivity.from_stored(activity.payload(), activity.behavior.unit.tolist())
-    stored, read_back = activity.payload(), rebuilt.payload()
-    assert read_back["recent_event_ids"] == stored["recent_event_ids"]
-    assert read_back["interaction_count"] == stored["interaction_count"]
-    assert read_back["popularity"] == stored["popularity"]
-    assert read_back["behavior_norm"] == pytest.approx(stored["behavior_norm"])
+    rebuilt = ItemActivity.from_stored(activity.payload())
+    assert rebuilt == activity
+    assert "behavior_norm" not in activity.payload()  # the refresh owns the behavior fields

@@ -105,6 +105,8 @@ async def test_a_newer_version_replaces_the_content_but_keeps_behavior_counters_
     click = {"event_id": "e1", "user_id": "u1", "item_id": "m1", "type": "like", "ts": ALIEN["ts"] + 10}
     entry_id = await publish(encoder.redis, interactions, "interaction", click)
     await wait_consumed(encoder.redis, interactions, encoder.settings.interaction_ingest_group, entry_id)
+    assert encoder.behavior_refresh is not None
+    await encoder.behavior_refresh.refresh()  # the collaborative model gives the item its behavior vector
     before = await stored(encoder, "m1")
     renamed = {
         **ALIEN,

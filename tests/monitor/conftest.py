@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -23,9 +24,10 @@ async def store() -> AsyncIterator[VectorStore]:
 
 
 @pytest.fixture
-def monitor_settings(redis_url: str) -> MonitorSettings:
+def monitor_settings(redis_url: str, tmp_path: Path) -> MonitorSettings:
     return MonitorSettings(
         redis_url=redis_url,
+        data_dir=tmp_path,
         monitor_host="127.0.0.1",
         monitor_port=0,
         metrics_port=0,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from recsys.monitor.alerts import ANOMALY_EVENT, DRIFT_EVENT, AlertPolicy
+from recsys.monitor.alerts import ANOMALY_EVENT, DRIFT_EVENT, AlertPolicy, alert_record
 from recsys.monitor.anomalies import Anomaly, AnomalyKind
 from recsys.monitor.drift import DriftReport
 
@@ -104,3 +104,33 @@ def test_an_anomaly_is_alerted_once_per_cooldown() -> None:
     assert policy.anomaly_alert_due(anomaly, 61.0) is not None
     # NaN never reaches the JSON of the stream.
     assert json.loads(first.to_fields()["data"])["statistics"]["score"] is None
+
+
+def test_a_restored_policy_neither_realerts_an_open_episode_nor_forgets_a_cooldown() -> None:
+    policy = AlertPolicy(cooldown_s=60)
+    policy.observe_report(report(drifted=True), 0.0)
+    policy.sent(policy.due_drift_alert(SPACE), 0.0)  # type: ignore[arg-type]
+    anomaly = Anomaly(AnomalyKind.OUTLIER, SPACE, "a", 0.9, 0.5, 0.0, "far")
+    policy.sent(policy.anomaly_alert_due(anomaly, 0.0), 0.0)  # type: ignore[arg-type]
+
+    restored = AlertPolicy(cooldown_s=60)
+    restored.restore(json.loads(json.dumps(policy.export())))
+    restored.observe_report(report(drifted=True), 5000.0)  # the same episode, long after the cooldown
+
+    assert restored.due_drift_alert(SPACE) is None
+    assert restored.anomaly_alert_due(anomaly, 30.0) is None
+    assert restored.anomaly_alert_due(anomaly, 61.0) is not None
+
+
+def test_alerts_read_back_from_their_stream_fields() -> None:
+    policy = AlertPolicy(cooldown_s=0)
+    policy.observe_report(report(drifted=True, p=0.01), 0.0)
+    drift = alert_record("5-0", policy.due_drift_alert(SPACE).to_fields())  # type: ignore[union-attr]
+    anomaly = Anomaly(AnomalyKind.BOT_LIKE_USER, "interactions", "u1", 31.0, 30.0, 7.0, "31 events within 60 s")
+    bot = alert_record("6-0", policy.anomaly_alert_due(anomaly, 0.0).to_fields())  # type: ignore[union-attr]
+
+    assert (drift.entry_id, drift.event, drift.kind, drift.subject) == ("5-0", DRIFT_EVENT, "drift", SPACE)
+    assert drift.statistics["p_value"] == 0.01 and "mmd2" in drift.statistics
+    assert (bot.kind, bot.subject, bot.space, bot.at) == ("bot_like_user", "u1", "interactions", 7.0)
+    assert bot.statistics == {"score": 31.0, "threshold": 30.0}
+    assert alert_record("7-0", {"event": "x", "data": "not json"}).kind == "unknown"

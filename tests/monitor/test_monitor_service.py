@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import urllib.request
 
 import grpc
@@ -18,26 +17,8 @@ from recsys.monitor.settings import MonitorSettings
 from recsys.shared.client import MonitorClient
 from recsys.shared.settings import StreamNames
 from recsys.shared.store import TASTE, USERS, VectorStore
-from tests.monitor.harness import CONTENT_DIMS, Catalog
+from tests.monitor.harness import CONTENT_DIMS, Catalog, alerts, gaussian, sizes_reach
 from tests.support import eventually, free_port
-
-
-def gaussian(rng: np.random.Generator, count: int, prefix: str, shift: float = 0.0) -> dict[str, np.ndarray]:
-    """Item vectors around the origin (shift 0) or around shift·(1, …, 1); Qdrant stores them normalized."""
-    return {f"{prefix}{i}": rng.standard_normal(CONTENT_DIMS) + shift for i in range(count)}
-
-
-async def alerts(redis: Redis, event: str) -> list[dict[str, object]]:
-    entries: list[tuple[bytes, dict[bytes, bytes]]] = await redis.xrange(StreamNames("recsys").alerts)  # type: ignore[assignment]
-    return [json.loads(fields[b"data"]) for _, fields in entries if fields[b"event"] == event.encode()]
-
-
-async def sizes_reach(client: MonitorClient, reference: int, current: int, space: str = "items.content") -> None:
-    async def reached() -> bool:
-        report = await client.drift_report(space)
-        return (report.reference_size, report.current_size) == (reference, current)
-
-    await eventually(reached, timeout_s=15, what=f"{space} windows of {reference} and {current} vectors")
 
 
 async def test_service_is_serving_once_grpc_is_up_and_the_store_answers(monitor: MonitorService) -> None:
@@ -107,6 +88,11 @@ async def test_metrics_endpoint_serves_the_latest_drift_figures(
     [mmd2_line] = [line for line in body.splitlines() if line.startswith('recsys_drift_mmd2{space="items.content"}')]
     assert float(mmd2_line.split()[-1]) == pytest.approx(report.mmd2, rel=1e-6)
     assert 'recsys_window_vectors{space="items.content",window="current"} 35.0' in body
+    [auc_line] = [
+        line for line in body.splitlines() if line.startswith('recsys_drift_classifier_auc{space="items.content"}')
+    ]
+    assert float(auc_line.split()[-1]) == pytest.approx(report.classifier_auc, rel=1e-6)
+    assert 'recsys_window_effective_rank{space="items.content",window="reference"}' in body
 
 
 async def test_report_is_cached_until_the_windows_change(client: MonitorClient, catalog: Catalog) -> None:

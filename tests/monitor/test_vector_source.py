@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from qdrant_client import AsyncQdrantClient, models
 
-from recsys.monitor.spaces import SPACES
+from recsys.monitor.spaces import SPACES, space_named
 from recsys.monitor.vector_source import VectorSource
 from recsys.shared.ids import point_id
 from recsys.shared.store import ITEMS, VectorStore
@@ -54,7 +54,8 @@ async def test_concurrent_reads_share_one_retrieve(counting_store: VectorStore) 
     assert client.retrieves == 1
     for got, expected in zip(read, vectors.values(), strict=True):
         assert got is not None
-        np.testing.assert_allclose(got, expected / np.linalg.norm(expected), rtol=1e-5)
+        np.testing.assert_allclose(got.values, expected / np.linalg.norm(expected), rtol=1e-5)
+        assert got.version == ""
 
 
 async def test_a_missing_point_or_vector_reads_as_none(counting_store: VectorStore) -> None:
@@ -71,3 +72,25 @@ async def test_a_missing_point_or_vector_reads_as_none(counting_store: VectorSto
 
     assert missing is None
     assert without_vector is None
+
+
+async def test_a_versioned_space_reads_the_basis_version_from_the_payload(counting_store: VectorStore) -> None:
+    await counting_store.client.upsert(
+        ITEMS,
+        [
+            models.PointStruct(
+                id=point_id("v"), vector={"behavior": [1.0, 0.0, 0.0, 0.0]}, payload={"behavior_version": 3}
+            ),
+            models.PointStruct(id=point_id("none"), vector={"behavior": [0.0, 1.0, 0.0, 0.0]}, payload={}),
+        ],
+    )
+    source = VectorSource(counting_store.client, max_batch=4, max_wait_s=0.0)
+    source.start()
+    try:
+        versioned = await source.fetch(space_named("items.behavior"), "v")
+        unversioned = await source.fetch(space_named("items.behavior"), "none")
+    finally:
+        await source.stop()
+
+    assert versioned is not None and versioned.version == "3"
+    assert unversioned is not None and unversioned.version == ""

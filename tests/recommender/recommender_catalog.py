@@ -53,6 +53,9 @@ class Catalog:
         popularity: float | None = None,
         popularity_age_days: float = 0.0,
         in_catalog: bool = True,
+        behavior_strength: float = 1.0,
+        behavior_version: int = 1,
+        created_days_ago: float = 365.0,
     ) -> None:
         vectors: dict[str, Any] = {
             name: list(v) for name, v in ((CONTENT, content), (BEHAVIOR, behavior)) if v is not None
@@ -64,10 +67,11 @@ class Catalog:
             "tags": list(tags),
             "attributes": attributes or {},
             "version": 1,
-            "created_at": self.now,
+            "created_at": self.now - created_days_ago * 86_400,
             "updated_at": self.now,
             "interaction_count": interaction_count,
-            "behavior_norm": 1.0 if behavior is not None else 0.0,
+            "behavior_norm": behavior_strength if behavior is not None else 0.0,
+            "behavior_version": behavior_version if behavior is not None else None,
             "recent_event_ids": [],
             "in_catalog": in_catalog,
         }
@@ -86,12 +90,14 @@ class Catalog:
         session: Sequence[float] | None = None,
         behavior: Sequence[float] | None = None,
         seen: Sequence[str] = (),
+        events: int | None = None,
+        behavior_version: int = 1,
     ) -> None:
         named = ((TASTE, taste), (SESSION, session), (BEHAVIOR, behavior))
         vectors: dict[str, Any] = {name: list(v) for name, v in named if v is not None}
         payload: dict[str, Any] = {
             "user_id": user_id,
-            "event_count": len(seen),
+            "event_count": events if events is not None else len(seen),
             "last_event_ts": self.now,
             "taste_norm": 1.0 if taste is not None else 0.0,
             "taste_ts": self.now,
@@ -103,6 +109,7 @@ class Catalog:
             "history": [[item_id, 1.0, self.now] for item_id in seen],
             "seen": list(seen),
             "recent_event_ids": [],
+            "behavior_version": behavior_version if behavior is not None else None,
         }
         await self.store.client.upsert(
             USERS, [models.PointStruct(id=point_id(user_id), vector=vectors, payload=payload)]

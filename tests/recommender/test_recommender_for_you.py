@@ -8,9 +8,20 @@ import pytest
 
 from recsys.shared.client import RecommenderClient
 from tests.recommender.recommender_catalog import Catalog, behavior_direction, direction
+from tests.recommender.recommender_fakes import StartRecommender
 
 # Stored popularity of the items that have any; the others nobody engaged with yet.
 POPULARITY = {"cook-2": 80.0, "space-2": 50.0, "cook-3": 20.0, "space-3": 5.0}
+
+
+# Explicit weights, so the expected figures below do not move when the evaluated defaults do.
+WEIGHTS = {"user_behavior_weight": 1.0, "taste_weight": 0.1, "session_weight": 0.05, "popularity_weight": 0.05}
+EVIDENCE_K = 5.0
+
+
+@pytest.fixture
+async def recommender(start_recommender: StartRecommender) -> RecommenderClient:
+    return await start_recommender(**WEIGHTS, user_evidence_k=EVIDENCE_K, fresh_share=0.0)
 
 
 @pytest.fixture
@@ -50,8 +61,8 @@ async def test_popularity_does_not_outweigh_taste(shop: Catalog, recommender: Re
     response = await recommender.for_you("u-space", limit=4)
     assert {item.item_id for item in response.items} == {"space-1", "space-2", "space-3", "space-4"}
     by_id = {item.item_id: item for item in response.items}
-    taste_share = 1 - 0.05 / (0.35 + 0.05)
-    assert by_id["space-1"].score_parts["taste"] == pytest.approx(taste_share * math.cos(0.1), abs=1e-5)
+    # A user without events gives behavior's weight to taste: 0.1 + 1.0.
+    assert by_id["space-1"].score_parts["taste"] == pytest.approx(1.1 * math.cos(0.1), abs=1e-5)
     assert by_id["space-1"].score_parts["popularity"] == 0.0
 
 
@@ -68,12 +79,13 @@ async def test_user_behavior_finds_items_engaged_with_by_similar_users(
 ) -> None:
     await shop.item("cult-1", direction(50), behavior_direction(0, 0.2, toward=7), category="cult")
     await shop.item("cult-2", direction(51), behavior_direction(0, 0.6, toward=8), category="cult")
-    await shop.user("u-fan", behavior=behavior_direction(0))
+    await shop.user("u-fan", behavior=behavior_direction(0), events=45)
     response = await recommender.for_you("u-fan", limit=5)
     assert response.strategy == "personalized"
     ids = [item.item_id for item in response.items]
     assert ids[:2] == ["cult-1", "cult-2"]
-    assert response.items[0].score_parts["behavior"] == pytest.approx(0.4 / 0.45 * math.cos(0.2), abs=1e-5)
+    share = 45 / (45 + EVIDENCE_K)
+    assert response.items[0].score_parts["behavior"] == pytest.approx(share * math.cos(0.2), abs=1e-5)
     # Too few items can be compared on behavior: popular ones fill the rest of the feed, most popular first.
     assert ids[2:] == sorted(POPULARITY, key=POPULARITY.__getitem__, reverse=True)[:3]
 

@@ -100,7 +100,12 @@ async def _write_blockbuster_neighborhood(catalog: Catalog, seed_interactions: i
         await catalog.item(f"near-{n + 1}", direction(3, angle, toward=20 + n), category="film")
     # Nothing alike in content (an orthogonal axis), but engaged with by the same people.
     await catalog.item(
-        "partner", direction(30), behavior_direction(0, 0.1, toward=5), category="soundtrack", interaction_count=40
+        "partner",
+        direction(30),
+        behavior_direction(0, 0.1, toward=5),
+        category="soundtrack",
+        interaction_count=40,
+        behavior_strength=0.9,
     )
 
 
@@ -112,7 +117,8 @@ async def test_behavior_pulls_in_co_engaged_items_for_an_item_with_many_interact
     by_id = {item.item_id: item for item in response.items}
     assert "partner" in by_id
     share = 90 / (90 + 10)
-    assert by_id["partner"].score_parts["behavior"] == pytest.approx(share * math.cos(0.1), abs=1e-5)
+    # Behavior similarity is cosine × the candidate's strength (its evidence in the model).
+    assert by_id["partner"].score_parts["behavior"] == pytest.approx(share * math.cos(0.1) * 0.9, abs=1e-5)
     assert by_id["partner"].score_parts["content"] == pytest.approx(0.0, abs=1e-5)
 
 

@@ -1,0 +1,1 @@
+"""`recsys bench encoder`: the encoder against in-process sentence-transformers, over gRPC and on ingestion."""

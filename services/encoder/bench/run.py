@@ -1,0 +1,211 @@
+"""Runs every measurement of `recsys bench encoder` in one go and builds the report."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import numpy as np
+from redis.asyncio import Redis
+
+from recsys.encoder.bench.corpus import item_texts, repeat_to
+from recsys.encoder.bench.report import Report, Row, Target
+from recsys.encoder.bench.scenarios import (
+    Latencies,
+    Rate,
+    embed_calls,
+    embed_stream,
+    encode_in_process,
+    encode_one_by_one,
+    live_calls,
+    publish_items,
+    wait_drained,
+)
+from recsys.encoder.bench.service import EncoderProcess, sample
+from recsys.encoder.embedder import Embedder
+from recsys.encoder.settings import EncoderSettings
+from recsys.shared.api import encoder_pb2, encoder_pb2_grpc
+from recsys.shared.store import ITEMS, VectorStore
+
+
+@dataclass(frozen=True)
+class BenchSizes:
+    """How much each measurement does; small values give a quick run."""
+
+    texts: int = 2000  # texts for the baseline, the concurrent callers and EmbedStream
+    one_by_one: int = 300  # texts for naive encode and for the service at concurrency 1
+    latency_calls: int = 300  # live calls measured with nothing else running
+    bulk_items: int = 5000  # items ingested while the live caller is measured again
+    ingest_items: int = 2000  # items ingested alone, for items/s
+    batch_sizes: tuple[int, ...] = (16, 32, 64, 128)
+    concurrencies: tuple[int, ...] = (1, 8, 64)
+    texts_per_call: int = 32  # for the many-texts-per-call row (how a GPU is best fed)
+
+
+def _ms(latencies: Latencies, q: float) -> float:
+    return latencies.percentile(q) * 1000
+
+
+def _stage_seconds(metrics: str) -> dict[str, float]:
+    return {
+        "model": sample(metrics, "recsys_encoder_pass_seconds_sum", lane="bulk"),
+        "texts": sample(metrics, "recsys_encoder_texts_total", lane="bulk"),
+        "tokens": sample(metrics, "recsys_encoder_tokens_total", lane="bulk"),
+        "padded": sample(metrics, "recsys_encoder_padded_tokens_total", lane="bulk"),
+        "passes": sample(metrics, "recsys_encoder_pass_texts_count", lane="bulk"),
+        **{
+            stage: sample(metrics, "recsys_encoder_item_stage_seconds_sum", stage=stage)
+            for stage in ("embed", "store", "notice")
+        },
+    }
+
+
+def _where_time_went(before: dict[str, float], after: dict[str, float], items: int, wall_s: float) -> str:
+    delta = {key: after[key] - before[key] for key in after}
+    passes = max(delta["passes"], 1.0)
+    waste = 1 - delta["tokens"] / delta["padded"] if delta["padded"] else 0.0
+    per_item = {stage: delta[stage] / items * 1000 for stage in ("embed", "store", "notice")}
+    return (
+        f"    where the time went: model busy {delta['model']:.1f} s of {wall_s:.1f} s wall"
+        f" ({delta['model'] / wall_s:.0%}), {delta['texts'] / passes:.1f} texts per pass, padding {waste:.0%};"
+        f" per item (concurrent, so these overlap): embed {per_item['embed']:.1f} ms (queue + model),"
+        f" Qdrant {per_item['store']:.1f} ms, notice {per_item['notice']:.1f} ms"
+    )
+
+
+async def _count_points(data_dir: Any) -> int:
+    store = VectorStore.connect("", data_dir)
+    try:
+        return (await store.client.count(ITEMS, exact=True)).count
+    finally:
+        await store.close()
+
+
+async def run_bench(items: Sequence[dict[str, Any]], source: str, sizes: BenchSizes, redis_url: str) -> Report:
+    """Every measurement against one encoder process, in an order that keeps them from disturbing each other."""
+    settings = EncoderSettings()
+    rng = random.Random(0)
+    pool = list(items)
+    chosen = rng.sample(pool, sizes.texts) if len(pool) >= sizes.texts else repeat_to(pool, sizes.texts, "text")
+    texts = item_texts(chosen)
+    one_by_one = texts[: sizes.one_by_one]
+
+    model = Embedder.load(
+        settings.model,
+        settings.device,
+        settings.max_tokens,
+        cuda_dtype=settings.cuda_dtype,
+        torch_threads=settings.torch_threads,
+    )
+    counts = np.minimum(model.count_tokens(texts), model.max_tokens)
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    redis = Redis.from_url(redis_url)
+    service = EncoderProcess(redis_url, prefix)
+    try:
+        await service.start()
+        encode = model.model.encode
+        encode(texts[:64], batch_size=64, show_progress_bar=False)  # warm-up, not timed
+        baseline = {size: encode_in_process(encode, texts, size) for size in sizes.batch_sizes}
+        best_size, best = max(baseline.items(), key=lambda pair: pair[1].per_second)
+        naive = encode_one_by_one(encode, one_by_one)
+        title = (
+            f"recsys bench encoder: {len(texts)} texts from {source}, tokens mean {counts.mean():.1f}"
+            f" / p50 {np.percentile(counts, 50):.0f} / p99 {np.percentile(counts, 99):.0f} / max {counts.max()};"
+            f" model {model.name} on {model.device} ({model.dtype})"
+        )
+        report = Report(title, best.per_second, naive.per_second)
+        tried = ", ".join(f"{size}: {rate.per_second:.0f}/s" for size, rate in baseline.items())
+        report.rows.append(Row(f"baseline: in-process encode, batch {best_size}", best.per_second, note=tried))
+        report.rows.append(Row("naive: in-process encode, one text per call", naive.per_second))
+
+        async with grpc.aio.insecure_channel(service.address) as channel:
+            stub = encoder_pb2_grpc.EncoderServiceStub(channel)
+            await stub.Embed(encoder_pb2.EmbedRequest(texts=texts[:8]), timeout=60)
+            rates: dict[int, Rate] = {}
+            for concurrency in sizes.concurrencies:
+                share = one_by_one if concurrency == 1 else texts
+                rates[concurrency] = await embed_calls(stub, share, concurrency)
+                report.rows.append(
+                    Row(f"service: Embed, 1 text per call, concurrency {concurrency}", rates[concurrency].per_second)
+                )
+            streamed = await embed_stream(stub, texts)
+            report.rows.append(Row("service: EmbedStream, 1 text per message", streamed.per_second))
+            many = await embed_calls(stub, texts, 8, sizes.texts_per_call)
+            report.rows.append(
+                Row(f"service: Embed, {sizes.texts_per_call} texts per call, concurrency 8", many.per_second)
+            )
+
+            ingest = repeat_to(pool, sizes.ingest_items, "ingest")
+            items_stream, group = f"{prefix}:items", settings.item_ingest_group
+            before = _stage_seconds(service.metrics())
+            started = time.perf_counter()
+            await publish_items(redis, items_stream, ingest)
+            await wait_drained(redis, items_stream, group, timeout_s=3600)
+            ingest_s = time.perf_counter() - started
+            after = _stage_seconds(service.metrics())
+            ingested = Rate(len(ingest), ingest_s)
+            report.rows.append(
+                Row(f"ingestion: {len(ingest)} items XADDed -> all in Qdrant (items/s)", ingested.per_second)
+            )
+            report.notes.append(_where_time_went(before, after, len(ingest), ingest_s))
+
+            alone = await live_calls(stub, texts, count=sizes.latency_calls)
+            report.rows.append(
+                Row("live: Embed 1 text, one caller, nothing else", None, _ms(alone, 50), _ms(alone, 99))
+            )
+            bulk = repeat_to(pool, sizes.bulk_items, "bulk")
+            done = asyncio.Event()
+
+            async def ingest_bulk() -> float:
+                began = time.perf_counter()
+                await publish_items(redis, items_stream, bulk)
+                await wait_drained(redis, items_stream, group, timeout_s=3600)
+                done.set()
+                return time.perf_counter() - began
+
+            bulk_task = asyncio.create_task(ingest_bulk())
+            during = await live_calls(stub, texts, until=done)
+            bulk_s = await bulk_task
+            report.rows.append(
+                Row(
+                    f"live: the same while {len(bulk)} items are ingested",
+                    None,
+                    _ms(during, 50),
+                    _ms(during, 99),
+                    f"{len(during.seconds)} calls; bulk meanwhile {len(bulk) / bulk_s:.0f} items/s",
+                )
+            )
+        service.stop()
+        stored = await _count_points(service.data_dir)
+        expected = len(ingest) + len(bulk)
+        if stored != expected:
+            report.notes.append(f"    WARNING: Qdrant holds {stored} items, {expected} were published")
+        else:
+            report.notes.append(f"    checked: Qdrant holds all {stored} items published")
+
+        top = max(sizes.concurrencies)
+        report.targets += [
+            Target(f"Embed at concurrency {top} / baseline", rates[top].per_second / best.per_second, 0.9),
+            Target(f"Embed at concurrency {top} / naive", rates[top].per_second / naive.per_second, 4.0),
+            Target("live p99 during bulk / live p99 alone", _ms(during, 99) / _ms(alone, 99), 2.0, at_most=True),
+            Target("ingestion / baseline", ingested.per_second / best.per_second, 0.7),
+        ]
+        if model.device.startswith("cuda"):
+            fastest = max(rate.per_second for rate in [*rates.values(), streamed, many])
+            report.targets += [
+                Target("GPU: fastest service rate, texts/s", fastest, 20_000),
+                Target("GPU: fastest service rate / baseline", fastest / best.per_second, 0.8),
+            ]
+        return report
+    finally:
+        service.close()
+        keys = [key async for key in redis.scan_iter(f"{prefix}:*")]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()

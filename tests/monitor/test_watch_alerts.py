@@ -1,0 +1,99 @@
+"""WatchAlerts: alerts stream to gRPC clients as they are published, resumable, filtered, ended on shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import grpc
+import numpy as np
+import pytest
+
+from recsys.monitor.app import MonitorService
+from recsys.shared.api import monitor_pb2
+from recsys.shared.client import MonitorClient
+from tests.monitor.harness import CONTENT_DIMS, Catalog
+
+
+async def next_alerts(stream: object, count: int) -> list[monitor_pb2.Alert]:
+    received: list[monitor_pb2.Alert] = []
+    async for response in stream:  # type: ignore[attr-defined]
+        received.append(response.alert)
+        if len(received) == count:
+            break
+    return received
+
+
+async def test_new_alerts_arrive_on_an_open_watch_with_their_figures(client: MonitorClient, catalog: Catalog) -> None:
+    stream = client.watch_alerts()
+    await asyncio.sleep(0.3)  # the watch is open before anything is published
+    await catalog.put({"zero": np.zeros(CONTENT_DIMS)})
+
+    (alert,) = await asyncio.wait_for(next_alerts(stream, 1), timeout=15)
+    stream.cancel()
+
+    assert (alert.event, alert.kind, alert.subject, alert.space) == (
+        "anomaly.detected",
+        "degenerate_vector",
+        "zero",
+        "items.content",
+    )
+    assert alert.reason == "zero vector"
+    assert set(alert.statistics) == {"score", "threshold"}
+    assert json.loads(alert.data_json)["subject"] == "zero"
+
+
+async def test_a_watch_resumes_after_the_last_alert_it_saw(client: MonitorClient, catalog: Catalog) -> None:
+    await catalog.put({"zero-a": np.zeros(CONTENT_DIMS)})
+    await catalog.put({"zero-b": np.zeros(CONTENT_DIMS)})
+
+    from_start = client.watch_alerts(after_id="0")
+    first, second = await asyncio.wait_for(next_alerts(from_start, 2), timeout=15)
+    from_start.cancel()
+    resumed = client.watch_alerts(after_id=first.id)
+    (again,) = await asyncio.wait_for(next_alerts(resumed, 1), timeout=15)
+    resumed.cancel()
+
+    assert [first.subject, second.subject] == ["zero-a", "zero-b"]
+    assert again.id == second.id
+
+
+async def test_a_filtered_watch_skips_other_alerts(client: MonitorClient, catalog: Catalog) -> None:
+    await catalog.put({"zero": np.zeros(CONTENT_DIMS)})
+    await catalog.put({"taste-zero": np.zeros(CONTENT_DIMS)}, collection="users", vector="taste")
+
+    stream = client.watch_alerts(after_id="0", space="users.taste")
+    (alert,) = await asyncio.wait_for(next_alerts(stream, 1), timeout=15)
+    stream.cancel()
+
+    assert alert.subject == "taste-zero"
+
+
+@pytest.mark.parametrize(
+    ("after_id", "event", "space", "mentioned"),
+    [("yesterday", "", "", "after_id"), ("", "drift", "", "unknown alert event"), ("", "", "items.colour", "space")],
+)
+async def test_bad_watch_requests_are_invalid(
+    client: MonitorClient, after_id: str, event: str, space: str, mentioned: str
+) -> None:
+    stream = client.watch_alerts(after_id=after_id, event=event, space=space)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await next_alerts(stream, 1)
+
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert mentioned in (raised.value.details() or "")
+
+
+async def test_an_open_watch_ends_when_the_monitor_stops(monitor: MonitorService, client: MonitorClient) -> None:
+    stream = client.watch_alerts()
+    await asyncio.sleep(0.3)
+    started = asyncio.get_running_loop().time()
+
+    await monitor.stop()
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await asyncio.wait_for(next_alerts(stream, 1), timeout=10)
+
+    assert raised.value.code() == grpc.StatusCode.UNAVAILABLE  # retryable: the client watches again
+
+    # Well within the grace period: the watch ended on its own instead of being cut off after it.
+    assert asyncio.get_running_loop().time() - started < monitor.settings.grpc_grace_s
