@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,8 +26,19 @@ class ConnectionSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RECSYS_", extra="ignore")
 
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis holding the streams.")
+    redis_max_connections: int = Field(
+        1024,
+        ge=16,
+        description="Most connections each Redis client of a process opens (beyond them a command fails): every"
+        " stream entry in flight may hold one to ack or publish.",
+    )
     qdrant_url: str = Field("", description="Qdrant server URL; empty runs Qdrant embedded under data_dir.")
     qdrant_api_key: str = Field("", description="API key for the Qdrant server, if it needs one.")
+    qdrant_embedded_sync: Literal["normal", "full"] = Field(
+        "normal",
+        description="Embedded Qdrant on disk: 'normal' (SQLite WAL: a process crash loses nothing, a power cut may"
+        " lose the last writes) or 'full' (every point synced to disk, slower ingestion).",
+    )
     data_dir: Path = Field(Path("recsys-data"), description="Embedded Qdrant and monitor state live here.")
     stream_prefix: str = Field("recsys", description="Streams are <prefix>:items, <prefix>:interactions, ...")
     consumer_name: str = Field(default_factory=_default_consumer_name, description="This process in its groups.")

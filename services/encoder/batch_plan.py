@@ -60,13 +60,26 @@ class PassCostModel:
         self.estimate = PassEstimate(self.shape.fixed_s * scale, self.shape.per_token_s * scale)
 
 
-def measured_shape(small: tuple[int, float], large: tuple[int, float]) -> PassEstimate:
-    """The line through two measured passes, (padded tokens, seconds) each, kept physical (no negative parts)."""
-    (x1, t1), (x2, t2) = small, large
-    if x2 <= x1:
-        raise ValueError("the large pass must hold more padded tokens than the small one")
-    per_token = max((t2 - t1) / (x2 - x1), 1e-9)
-    return PassEstimate(max(t1 - per_token * x1, 0.0), per_token)
+# A measured fixed cost is kept between these many tokens' worth: a pass timed while the machine was
+# busy elsewhere must not make the planner split every batch, or never split one.
+_FIXED_IN_TOKENS = (8.0, 512.0)
+
+
+def measured_shape(passes: Sequence[tuple[int, float]]) -> PassEstimate:
+    """The least-squares line through measured passes, (padded tokens, seconds) each, kept physical.
+
+    The per-token cost is positive, and the fixed cost lies between 8 and 512 tokens' worth of it.
+    """
+    if len({tokens for tokens, _ in passes}) < 2:
+        raise ValueError("a shape needs passes of at least two sizes")
+    x = np.array([tokens for tokens, _ in passes], dtype=np.float64)
+    y = np.array([seconds for _, seconds in passes], dtype=np.float64)
+    slope, intercept = np.polyfit(x, y, 1)
+    if slope <= 0:
+        slope = max(float(np.max(y / x)), 1e-9)
+    low, high = _FIXED_IN_TOKENS
+    fixed = min(max(float(intercept), low * slope), high * slope)
+    return PassEstimate(fixed, float(slope))
 
 
 def plan_passes(
@@ -75,13 +88,17 @@ def plan_passes(
     max_padded: int,
     max_pass_s: float | None = None,
     max_texts: int | None = None,
+    *,
+    padding_free: bool = False,
 ) -> list[tuple[int, int]]:
     """Splits texts sorted by ascending token count into consecutive passes of least estimated total time.
 
     Each pass pads to its own longest text, so splitting trades the padding it saves against one
     more pass's fixed cost. A pass never holds more than `max_texts` texts or `max_padded` padded
     tokens and, when `max_pass_s` is given, is never estimated to run longer than that (a lone text
-    always may). Returns (start, end) index pairs covering all texts in order.
+    always may). With `padding_free` (a model that runs texts packed) a pass costs its real tokens
+    and counts them against `max_padded`: passes are then as full as the limits allow. Returns
+    (start, end) index pairs covering all texts in order.
     """
     count = len(tokens)
     if count == 0:
@@ -89,22 +106,22 @@ def plan_passes(
     if any(a > b for a, b in itertools.pairwise(tokens)):
         raise ValueError("tokens must be sorted in ascending order")
     most = count if max_texts is None else max(1, max_texts)
-    longest = tokens[-1]
+    total_tokens = sum(tokens)
+    computed = total_tokens if padding_free else count * tokens[-1]
     one_pass = (
-        count <= most
-        and count * longest <= max_padded
-        and (max_pass_s is None or estimate.seconds(count, longest) <= max_pass_s)
+        count <= most and computed <= max_padded and (max_pass_s is None or estimate.seconds(1, computed) <= max_pass_s)
     )
     # Splitting saves at most the whole padding and costs at least one more fixed part.
-    if one_pass and estimate.per_token_s * (count * longest - sum(tokens)) <= estimate.fixed_s:
+    if one_pass and estimate.per_token_s * (computed - total_tokens) <= estimate.fixed_s:
         return [(0, count)]
     lengths = np.asarray(tokens, dtype=np.float64)
+    before = np.concatenate([[0.0], np.cumsum(lengths)])  # tokens of the texts before each index
     # best[i]: least estimated time for texts i.. ; end_of[i]: where the pass starting at i ends.
     best = np.zeros(count + 1)
     end_of = np.zeros(count + 1, dtype=np.int64)
     for start in range(count - 1, -1, -1):
         ends = np.arange(start + 1, min(count, start + most) + 1)
-        padded = (ends - start) * lengths[ends - 1]
+        padded = before[ends] - before[start] if padding_free else (ends - start) * lengths[ends - 1]
         seconds = estimate.fixed_s + estimate.per_token_s * padded
         feasible = padded <= max_padded
         if max_pass_s is not None:

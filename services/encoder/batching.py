@@ -1,4 +1,4 @@
-"""Dynamic batching for one model: every caller's texts merge into token-budgeted batches, live lane first."""
+"""Dynamic batching for one model: callers' texts merge into length-sorted, token-budgeted passes, live lane first."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -39,14 +39,14 @@ POOL_PER_PASS = 4
 
 @dataclass(frozen=True)
 class BatchLimits:
-    """When a batch is formed, how it is split into passes, and how much may wait."""
+    """How big a forward pass may be, how long texts wait for one, and how the lanes share the model."""
 
     max_size: int  # most texts in one forward pass
-    max_tokens: int  # most padded tokens (texts x longest) in one forward pass
+    max_tokens: int  # most tokens one forward pass computes (texts x longest, or the sum when packed)
     max_wait_s: float  # longest the oldest text of a lane waits for its pass to fill
     queue_capacity: int  # most texts waiting per lane
     bulk_share: float = 0.2  # least share of model time the bulk lane gets while both lanes wait
-    live_pass_s: float = 0.0  # while live traffic is active, bulk passes are planned to end within this (0: never cut)
+    live_pass_s: float = 0.0  # while live traffic is active, longest a live text waits behind bulk work (0: no limit)
     live_grace_s: float = 0.0  # after a live pass, bulk work waits this long for the next live text (unless owed)
 
     def __post_init__(self) -> None:
@@ -146,22 +146,29 @@ class DynamicBatcher(Generic[Item]):
         cost: PassCostModel | None = None,
         observer: BatchObserver | None = None,
         pass_segments: int = 1,
+        padding_free: bool = False,
+        model_thread: Executor | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._encode = encode
+        # Passes run in the model's own thread when it has one (see model_thread.py), else in one of ours.
+        self._given_thread = model_thread
         self.limits = limits
         # A pass of more than one segment calls back between them: live passes can run there.
         self.pass_segments = max(1, pass_segments)
+        # A model that runs texts packed computes only their real tokens: passes are costed by those.
+        self.padding_free = padding_free
         self.cost = cost or PassCostModel()
         self._observer: BatchObserver = observer or _Unobserved()
         self._clock = clock
         self._lanes: dict[Lane, deque[_WaitingText]] = {lane: deque() for lane in Lane}
         self._arrived = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
-        self._model_thread: ThreadPoolExecutor | None = None
+        self._model_thread: Executor | None = None
         self._running: list[_WaitingText] = []
         self._running_lane: Lane | None = None
         self._running_interruptible = False
+        self._last_lane: Lane | None = None
         self._order = itertools.count()
         self._traffic = LaneTraffic(limits.bulk_share, clock())
         # A live pass handed to the model thread to run between the layers of the bulk pass in
@@ -189,7 +196,7 @@ class DynamicBatcher(Generic[Item]):
     async def start(self) -> None:
         if not self.running:
             self._loop = asyncio.get_running_loop()
-            self._model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+            self._model_thread = self._given_thread or ThreadPoolExecutor(max_workers=1, thread_name_prefix="passes")
             self._worker = asyncio.create_task(self._work(), name="dynamic-batcher")
             self._worker.add_done_callback(self._on_worker_done)
 
@@ -202,7 +209,7 @@ class DynamicBatcher(Generic[Item]):
                 await worker
         self._fail_everyone(Unavailable("the encoder is shutting down"))
         thread, self._model_thread = self._model_thread, None
-        if thread is not None:
+        if thread is not None and thread is not self._given_thread:
             thread.shutdown(wait=False)
 
     def _on_worker_done(self, worker: asyncio.Task[None]) -> None:
@@ -280,7 +287,7 @@ class DynamicBatcher(Generic[Item]):
             chosen = self._next_pass(lane, pool, interruptible)
             # Waiting can only fill a pass that takes the whole pool and still has room; and it only
             # pays when more texts are coming (a lone caller's next text comes after its answer).
-            tokens = len(chosen) * max(text.tokens for text in chosen)
+            tokens = self._computed_tokens(chosen)
             room = len(chosen) == len(pool) and len(chosen) < self.limits.max_size and tokens < self.limits.max_tokens
             wait_s = pool[0].enqueued_at + self.limits.max_wait_s - now if room else 0.0
             if wait_s > 0 and self._traffic.joining_rate(lane, now) * wait_s >= 1.0:
@@ -326,7 +333,9 @@ class DynamicBatcher(Generic[Item]):
     def _next_lane(self, now: float) -> Lane | None:
         live, bulk = self._lanes[Lane.LIVE], self._lanes[Lane.BULK]
         if live and bulk:
-            return Lane.BULK if self._traffic.bulk_owed(now) else Lane.LIVE
+            # A bulk owed its share takes turns with live rather than catching up in one long run.
+            owed = self._traffic.bulk_owed(now) and self._last_lane is not Lane.BULK
+            return Lane.BULK if owed else Lane.LIVE
         if live:
             return Lane.LIVE
         return Lane.BULK if bulk else None
@@ -334,6 +343,12 @@ class DynamicBatcher(Generic[Item]):
     def _pool(self, lane: Lane) -> list[_WaitingText]:
         """The lane's oldest texts, which the next pass is chosen from."""
         return list(itertools.islice(self._lanes[lane], POOL_PER_PASS * self.limits.max_size))
+
+    def _computed_tokens(self, texts: Sequence[_WaitingText]) -> int:
+        """Tokens the model computes for a pass of these texts: padded to the longest, unless it runs them packed."""
+        if self.padding_free:
+            return sum(text.tokens for text in texts)
+        return len(texts) * max(text.tokens for text in texts)
 
     def _interruptible(self, lane: Lane) -> bool:
         """Whether live passes may run between the segments of the next pass (a bulk one)."""
@@ -352,7 +367,14 @@ class DynamicBatcher(Generic[Item]):
         cut = self.limits.live_pass_s * (self.pass_segments if interruptible else 1) if cuts else None
         limits = self.limits
         tokens = [text.tokens for text in ordered]
-        bounds = plan_passes(tokens, self.cost.estimate, limits.max_tokens, cut, max_texts=limits.max_size)
+        bounds = plan_passes(
+            tokens,
+            self.cost.estimate,
+            limits.max_tokens,
+            cut,
+            max_texts=limits.max_size,
+            padding_free=self.padding_free,
+        )
         oldest = min(range(len(ordered)), key=lambda index: ordered[index].order)
         return next(ordered[start:end] for start, end in bounds if start <= oldest < end)
 
@@ -372,6 +394,7 @@ class DynamicBatcher(Generic[Item]):
         except Exception as exc:
             error = exc
         self._running, self._running_lane, self._running_interruptible = [], None, False
+        self._last_lane = lane
         # A live pass handed over too late to run between layers goes first in its lane again.
         with self._urgent_lock:
             unrun, self._urgent = self._urgent, None
@@ -393,7 +416,7 @@ class DynamicBatcher(Generic[Item]):
         if rows is None:
             return  # every caller of this pass had gone
         tokens = sum(text.tokens for text in texts)
-        padded = len(texts) * max(text.tokens for text in texts)
+        padded = self._computed_tokens(texts)
         self.cost.observe(padded, seconds)
         self._traffic.ran(lane, seconds, self._clock())
         self._observer.pass_done(lane, len(texts), tokens, padded, seconds)
@@ -436,19 +459,26 @@ class DynamicBatcher(Generic[Item]):
     def _between_layers(self) -> None:
         """In the model thread, between two layers of a bulk pass: runs the live passes handed over.
 
-        Unless bulk is owed its share (counting this pass so far): then the bulk pass goes on for one
-        more layer first. After a live pass it waits `live_grace_s` for the live caller's next text.
+        While bulk is owed its share (counting this pass so far), one live pass at most, then the bulk
+        pass goes on for a layer: they take turns. After a live pass it waits `live_grace_s` for the
+        live caller's next text.
         """
         nested = False
         while True:
             bulk_so_far = time.perf_counter() - self._pass_started - self._nested_s
-            if self._traffic.bulk_owed(self._clock(), bulk_so_far):
+            if nested and self._traffic.bulk_owed(self._clock(), bulk_so_far):
                 return
             with self._urgent_lock:
                 texts, self._urgent = self._urgent, None
                 self._urgent_running = texts or []
             if texts is None:
-                if not nested or not self._urgent_ready.wait(self.limits.live_grace_s):
+                if not nested:
+                    return
+                waited_from = time.perf_counter()
+                arrived = self._urgent_ready.wait(self.limits.live_grace_s)
+                # Idle, not bulk work: kept out of this pass's time like the live passes nested in it.
+                self._nested_s += time.perf_counter() - waited_from
+                if not arrived:
                     return
                 self._urgent_ready.clear()
                 continue

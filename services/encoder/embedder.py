@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -11,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from recsys.encoder.batch_plan import PassEstimate, measured_shape
+from recsys.encoder.model_thread import ModelThread
+from recsys.encoder.packed_bert import PackedBert, packable
 from recsys.encoder.tokenization import TextTokenizer, TokenizedText, text_only
 from recsys.shared.logs import log_event
 
@@ -45,9 +48,18 @@ class Embedder:
     model), so a forward pass only pads the ids into tensors and runs the model. That fast path is
     checked at start against the model's own `preprocess`; a model whose preprocessing it does not
     reproduce (a slow tokenizer, left padding, extra features) tokenizes inside the pass instead.
+
+    Every computation on the model runs in its `thread` (see model_thread.py for why): `forward`,
+    `warm_up` and `measure_pass_cost` called from another thread hand themselves over to it.
     """
 
-    def __init__(self, model: SentenceTransformer, name: str, max_tokens: int = 0) -> None:
+    def __init__(
+        self, model: SentenceTransformer, name: str, max_tokens: int = 0, thread: ModelThread | None = None
+    ) -> None:
+        self.thread = thread or ModelThread()
+        self.thread.call(self._set_up, model, name, max_tokens)
+
+    def _set_up(self, model: SentenceTransformer, name: str, max_tokens: int) -> None:
         limit = _position_limit(model)
         if max_tokens > limit:
             raise ValueError(f"max_tokens {max_tokens} is more than the model's {limit} positions")
@@ -69,7 +81,13 @@ class Embedder:
         self.fast_path, reason = self._check_fast_path()
         if not self.fast_path:
             log_event(_log, "tokenizer_fast_path_off", model=name, reason=reason)
-        self._between_layers: Callable[[], None] | None = None
+        # Per thread: another thread running the same model (a test's reference encode) must not
+        # call back into the batcher's pass.
+        self._pass_callbacks = threading.local()
+        self._packed: PackedBert | None = None
+        self._packed, reason = self._check_packed()
+        if self._packed is None:
+            log_event(_log, "packed_passes_off", model=name, reason=reason)
         self.pass_segments, reason = self._hook_layers()
         if self.pass_segments == 1:
             log_event(_log, "layer_preemption_off", model=name, reason=reason)
@@ -84,7 +102,18 @@ class Embedder:
         cuda_dtype: str = "float16",
         torch_threads: int = 0,
     ) -> Embedder:
-        """Loads the model (blocking; seconds): `cuda_dtype` weights on CUDA, float32 on CPU."""
+        """Loads the model (blocking; seconds) in a new model thread: `cuda_dtype` weights on CUDA, float32 on CPU."""
+        thread = ModelThread()
+        try:
+            return thread.call(cls._load_here, thread, model, device, max_tokens, cuda_dtype, torch_threads)
+        except BaseException:
+            thread.close()
+            raise
+
+    @classmethod
+    def _load_here(
+        cls, thread: ModelThread, model: str, device: str, max_tokens: int, cuda_dtype: str, torch_threads: int
+    ) -> Embedder:
         import torch
         from sentence_transformers import SentenceTransformer
 
@@ -104,7 +133,7 @@ class Embedder:
         if chosen.startswith("cuda"):
             loaded.to(getattr(torch, cuda_dtype))
         loaded.eval()
-        embedder = cls(loaded, name, max_tokens)
+        embedder = cls(loaded, name, max_tokens, thread)
         log_event(
             _log,
             "model_loaded",
@@ -174,11 +203,19 @@ class Embedder:
         a live text's, without changing this pass's result. Runs in the batcher's model thread only:
         the slow path calls the model's own tokenizer.
         """
+        if not self.thread.is_current():
+            return self.thread.call(self.forward, batch, between_layers)
         import torch
 
-        outer, self._between_layers = self._between_layers, between_layers
+        outer = getattr(self._pass_callbacks, "between", None)
+        self._pass_callbacks.between = between_layers
         try:
             with torch.inference_mode():
+                if self._packed is not None:
+                    rows = [t.ids or [] for t in batch]
+                    types = [t.type_ids or [0] * len(row) for row, t in zip(rows, batch, strict=True)]
+                    packed = self._packed.forward(rows, types, between_layers)
+                    return np.asarray(packed.float().cpu().numpy(), dtype=np.float32)
                 features = self._collate(batch) if self.fast_path else self.model.preprocess([t.text for t in batch])
                 device = self.model.device
                 on_device = {
@@ -188,17 +225,17 @@ class Embedder:
                 output = self.model(on_device)["sentence_embedding"]
                 return np.asarray(output.float().cpu().numpy(), dtype=np.float32)
         finally:
-            self._between_layers = outer
+            self._pass_callbacks.between = outer
 
     def _at_layer(self, module: Any, args: Any) -> None:
-        between = self._between_layers
+        between = getattr(self._pass_callbacks, "between", None)
         if between is not None:
             # Cleared while it runs, so that a nested pass does not call it again.
-            self._between_layers = None
+            self._pass_callbacks.between = None
             try:
                 between()
             finally:
-                self._between_layers = between
+                self._pass_callbacks.between = between
 
     def warm_up(self, max_size: int, max_tokens: int) -> float:
         """Runs passes at a few shapes so the first callers do not pay for kernel selection; returns seconds.
@@ -206,6 +243,8 @@ class Embedder:
         On CUDA: the longest texts at the largest batch the token budget allows, and small shapes;
         on CPU one short pass is enough to start the thread pool.
         """
+        if not self.thread.is_current():
+            return self.thread.call(self.warm_up, max_size, max_tokens)
         started = time.monotonic()
         longest = min(self.max_tokens, max_tokens)
         if self.device.startswith("cuda"):
@@ -222,14 +261,17 @@ class Embedder:
         return time.monotonic() - started
 
     def measure_pass_cost(self, max_size: int, max_tokens: int) -> PassEstimate:
-        """What a pass costs, from passes of one short text and of many (the quickest of three each).
+        """What a pass costs, fitted to passes of 1 to 32 short texts (the quickest of three each).
 
         Measured once per loaded model, before it serves: the batcher plans its passes with it.
         """
+        if not self.thread.is_current():
+            return self.thread.call(self.measure_pass_cost, max_size, max_tokens)
         if self._pass_cost is None:
             lone = self.tokenize(["warm " * 14])
             tokens = lone[0].tokens
-            many = max(2, min(max_size, max_tokens // tokens, 32))
+            most = max(2, min(max_size, max_tokens // tokens, 32))
+            sizes = sorted({1, max(2, most // 8), max(2, most // 2), most})
 
             def quickest(batch: list[TokenizedText]) -> float:
                 times = []
@@ -239,8 +281,7 @@ class Embedder:
                     times.append(time.perf_counter() - started)
                 return min(times)
 
-            small, large = quickest(lone), quickest(lone * many)
-            self._pass_cost = measured_shape((tokens, small), (many * tokens, large))
+            self._pass_cost = measured_shape([(size * tokens, quickest(lone * size)) for size in sizes])
             log_event(
                 _log,
                 "pass_cost_measured",
@@ -277,11 +318,18 @@ class Embedder:
         """
         import torch
 
-        blocks = [m for m in self.model.modules() if isinstance(m, torch.nn.ModuleList) and len(m) > 1]
-        if not blocks:
-            return 1, "no repeated block of layers found"
-        layers = max(blocks, key=len)
-        handles = [layer.register_forward_pre_hook(self._at_layer) for layer in layers]
+        if self._packed is not None:
+            layers: Sequence[Any] = self._packed.layers  # it calls back between its layers itself
+            handles = []
+        else:
+            blocks: list[torch.nn.ModuleList] = [
+                m for m in self.model.modules() if isinstance(m, torch.nn.ModuleList) and len(m) > 1
+            ]
+            if not blocks:
+                return 1, "no repeated block of layers found"
+            longest_block = max(blocks, key=len)
+            layers = list(longest_block)
+            handles = [layer.register_forward_pre_hook(self._at_layer) for layer in layers]
         first, second = self.tokenize(_PROBES[:2]), self.tokenize(_PROBES[2:])
         alone_first, alone_second = self.forward(first), self.forward(second)
         nested: list[np.ndarray] = []
@@ -292,6 +340,34 @@ class Embedder:
                 handle.remove()
             return 1, "a pass nested between layers changed the results"
         return len(layers), ""
+
+    def _check_packed(self) -> tuple[PackedBert | None, str]:
+        """The packed pass (see packed_bert.py) when the model allows it and its rows match the padded pass's.
+
+        On CPU only: a GPU's passes were not measured packed, and it wastes little on padding.
+        """
+        if not self.fast_path:
+            return None, "texts are not tokenized ahead of the pass"
+        if self.device != "cpu":
+            return None, f"on {self.device} passes are padded"
+        reason = packable(self.model)
+        if reason:
+            return None, reason
+        probes = self.tokenize(_PROBES)
+        padded = self.forward(probes)
+        self._packed = PackedBert(self.model)
+        try:
+            same = _same_rows(self.forward(probes), padded)
+        finally:
+            self._packed = None
+        if not same:
+            return None, "packed rows differ from the padded pass's"
+        return PackedBert(self.model), ""
+
+    @property
+    def pads(self) -> bool:
+        """Whether a pass pads every text to its longest: then its cost counts padded tokens, else real ones."""
+        return self._packed is None
 
     def _check_fast_path(self) -> tuple[bool, str]:
         """Whether pre-tokenized ids give exactly the features the model's own preprocess gives."""

@@ -12,6 +12,7 @@ import numpy as np
 
 from recsys.encoder.batch_plan import PassCostModel, PassEstimate
 from recsys.encoder.batching import BatchLimits, BatchObserver, DynamicBatcher, Lane
+from recsys.encoder.model_thread import ModelThread
 from recsys.encoder.quantization import Precision, calibration_ranges, quantize
 from recsys.encoder.tokenization import TokenizedText
 from recsys.shared.errors import InvalidRequest, Overloaded
@@ -44,6 +45,16 @@ class TextModel(Protocol):
     @property
     def pass_segments(self) -> int:
         """Segments of a forward pass, between which `between_layers` is called (1: never called)."""
+        ...
+
+    @property
+    def pads(self) -> bool:
+        """Whether a pass pads every text to its longest (else it computes only real tokens)."""
+        ...
+
+    @property
+    def thread(self) -> ModelThread | None:
+        """The one thread the model computes in (see model_thread.py), or None when any thread will do."""
         ...
 
     def tokenize(self, texts: Sequence[str]) -> list[TokenizedText]:
@@ -156,7 +167,13 @@ class EmbeddingEngine:
         self.model = model
         # Raw model output: each caller's normalize, dimensions and precision are applied to its own rows.
         self.batcher: DynamicBatcher[TokenizedText] = DynamicBatcher(
-            model.forward, limits, cost=cost, observer=observer, pass_segments=model.pass_segments
+            model.forward,
+            limits,
+            cost=cost,
+            observer=observer,
+            pass_segments=model.pass_segments,
+            padding_free=not model.pads,
+            model_thread=model.thread.executor if model.thread is not None else None,
         )
         self._measure_cost = cost is None
         self.max_texts_per_request = max_texts_per_request
@@ -170,10 +187,11 @@ class EmbeddingEngine:
     async def start(self) -> None:
         """Warms the model up and measures its passes (before any caller reaches it), then starts the batcher."""
         limits = self.batcher.limits
+        run = self.model.thread.run if self.model.thread is not None else asyncio.to_thread
         if self.warm_up_s is None:
-            self.warm_up_s = await asyncio.to_thread(self.model.warm_up, limits.max_size, limits.max_tokens)
+            self.warm_up_s = await run(self.model.warm_up, limits.max_size, limits.max_tokens)
         if self._measure_cost:
-            shape = await asyncio.to_thread(self.model.measure_pass_cost, limits.max_size, limits.max_tokens)
+            shape = await run(self.model.measure_pass_cost, limits.max_size, limits.max_tokens)
             self.batcher.cost = PassCostModel(shape.fixed_s, shape.per_token_s)
             self._measure_cost = False
         await self.batcher.start()

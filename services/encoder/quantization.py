@@ -6,10 +6,10 @@ from enum import StrEnum
 
 import numpy as np
 
-from recsys.shared.errors import InvalidRequest
-
 
 class Precision(StrEnum):
+    """The number format a caller wants its embeddings in."""
+
     FLOAT32 = "float32"
     INT8 = "int8"  # one byte per dimension, scaled between calibration ranges
     UINT8 = "uint8"
@@ -57,12 +57,3 @@ def quantize(vectors: np.ndarray, precision: Precision, ranges: np.ndarray | Non
     if precision is Precision.BINARY:
         return (packed.astype(np.int16) - 128).astype(np.int8)
     return packed
-
-
-def precision_named(name: str) -> Precision:
-    """The precision called `name`, or InvalidRequest listing the known ones."""
-    try:
-        return Precision(name)
-    except ValueError:
-        known = ", ".join(p.value for p in Precision)
-        raise InvalidRequest(f"unknown precision {name!r}: use one of {known}") from None

@@ -51,10 +51,11 @@ class EncoderSettings(ConnectionSettings):
         " wait.",
     )
     batch_live_pass_ms: float = Field(
-        20.0,
+        5.0,
         ge=0,
-        description="While gRPC calls are active, bulk forward passes are planned to end within this, so a live"
-        " text never waits long behind one; 0 never cuts them.",
+        description="While gRPC calls are active, bulk passes are planned so that a live text waits about this long"
+        " at most behind one: for its next layer (a live pass runs there), or for its end if it cannot be"
+        " interrupted; 0 never cuts them.",
     )
     batch_live_grace_ms: float = Field(
         2.0,

@@ -116,7 +116,11 @@ class MonitorService:
         if self.settings.metrics_port >= 0:
             self.metrics_port = self.metrics.serve(self.settings.monitor_host, self.settings.metrics_port)
         self._source.start()
-        self._broker = new_broker(self.settings.redis_url, graceful_timeout=self.settings.grpc_grace_s)
+        self._broker = new_broker(
+            self.settings.redis_url,
+            graceful_timeout=self.settings.grpc_grace_s,
+            max_connections=self.settings.redis_max_connections,
+        )
         policy = ConsumerPolicy.from_settings(self.settings)
         consumers = [
             StreamConsumer(

@@ -29,9 +29,11 @@ class FakeModel:
         self.gate.set()
         self.entered = threading.Event()
         self.seconds_per_pass = seconds_per_pass
+        self.events: list[str] = []  # "pass <first text>" and "layer <first text>", in order
 
     def encode(self, texts: list[str], between_layers: Callable[[], None] | None = None) -> np.ndarray:
         self.batches.append(list(texts))
+        self.events.append(f"pass {texts[0]}")
         self.entered.set()
         if not self.gate.wait(timeout=10):
             raise TimeoutError("test never released the fake model")
@@ -40,6 +42,7 @@ class FakeModel:
         for _ in range(self.LAYERS):
             if between_layers is not None:
                 between_layers()
+            self.events.append(f"layer {texts[0]}")
             time.sleep(self.seconds_per_pass / self.LAYERS)
         return np.array([[float(text.split()[0]), float(len(text))] for text in texts])
 
@@ -472,19 +475,31 @@ async def test_with_a_preemptible_model_a_live_pass_runs_between_the_layers_of_a
     assert bulk_seconds < 0.3 + 0.15
 
 
-async def test_a_bulk_pass_owed_its_share_is_not_interrupted(stop_after: list[DynamicBatcher[str]]) -> None:
-    model, log = FakeModel(seconds_per_pass=0.15), PassLog()
-    batcher = await preemptible(model, limits(bulk_share=1.0), log)
+@pytest.mark.parametrize(
+    ("bulk_share", "events"),
+    [
+        # Not owed: the caller's next text, arriving within the grace, runs at the same layer boundary.
+        (0.0, ["layer 0 bulk", "pass 1 live", "pass 2 live", "layer 0 bulk", "layer 0 bulk"]),
+        # Owed its share: bulk and live take turns, a layer each.
+        (1.0, ["layer 0 bulk", "pass 1 live", "layer 0 bulk", "pass 2 live", "layer 0 bulk"]),
+    ],
+)
+async def test_live_passes_nested_in_a_bulk_pass_take_turns_with_it_while_bulk_is_owed_its_share(
+    stop_after: list[DynamicBatcher[str]], bulk_share: float, events: list[str]
+) -> None:
+    model, log = FakeModel(seconds_per_pass=0.3), PassLog()
+    batcher = await preemptible(model, limits(bulk_share=bulk_share, live_grace_s=0.05), log)
     stop_after.append(batcher)
-    await batcher.embed(["0 live"], [4], Lane.LIVE)  # live has used the model: bulk is owed from now on
-    bulk = asyncio.create_task(batcher.embed(["1 bulk"], [4], Lane.BULK))
-    await asyncio.sleep(0.05)
-    live = asyncio.create_task(batcher.embed(["2 live"], [4], Lane.LIVE))
-    await asyncio.gather(bulk, live)
+    bulk = asyncio.create_task(batcher.embed(["0 bulk"], [4], Lane.BULK))
+    await model.wait_entered()
+    await asyncio.sleep(0.02)  # inside the bulk pass's first layer
+    await batcher.embed(["1 live"], [4], Lane.LIVE)
+    await batcher.embed(["2 live"], [4], Lane.LIVE)  # right after its answer, as a caller in a loop
+    await bulk
 
-    assert model.batches == [["0 live"], ["1 bulk"], ["2 live"]]
-    assert [lane for lane, _, _ in log.passes] == [Lane.LIVE, Lane.BULK, Lane.LIVE]
-    assert log.nested == 0
+    live_layers = {"layer 1 live", "layer 2 live"}
+    assert [event for event in model.events[1:] if event not in live_layers] == events
+    assert log.nested == 2
 
 
 async def test_a_live_pass_handed_over_after_the_last_layer_runs_next_instead(

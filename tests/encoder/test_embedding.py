@@ -28,6 +28,8 @@ class WordModel:
         return [TokenizedText(text, len(text.split()) + 2) for text in texts]
 
     pass_segments = 1
+    thread = None  # any thread will do
+    pads = True
 
     def forward(self, batch: list[TokenizedText], between_layers: Callable[[], None] | None = None) -> np.ndarray:
         return np.array([[len(t.text.split()), *range(1, self.dimensions)] for t in batch], dtype=np.float32)

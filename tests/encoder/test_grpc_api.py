@@ -17,6 +17,7 @@ from recsys.encoder.grpc_api import SERVICE_NAME
 from recsys.shared.api import encoder_pb2, encoder_pb2_grpc
 from recsys.shared.client import EncoderClient
 from tests.encoder.gated import GatedEmbedder, metric, scrape
+from tests.encoder.reference import st_encode
 
 MakeEncoder = Callable[..., EncoderService]
 StartEncoder = Callable[..., Awaitable[EncoderService]]
@@ -40,7 +41,7 @@ async def test_embed_gives_sentence_transformers_vectors_to_concurrent_callers(
 ) -> None:
     requests = [TEXTS[n:] + TEXTS[:n] for n in range(len(TEXTS))]
     responses = await asyncio.gather(*(client.embed(texts) for texts in requests))
-    reference = dict(zip(TEXTS, embedder.model.encode(TEXTS), strict=True))
+    reference = dict(zip(TEXTS, st_encode(embedder, TEXTS), strict=True))
 
     for texts, vectors in zip(requests, responses, strict=True):
         got = np.array(vectors)
@@ -122,7 +123,7 @@ async def stream_of(requests: list[encoder_pb2.EmbedRequest]) -> AsyncIterator[e
 async def test_embed_stream_answers_in_request_order(client: EncoderClient, embedder: Embedder) -> None:
     requests = [encoder_pb2.EmbedRequest(texts=[text]) for text in TEXTS] * 3
     responses = [response async for response in client.stub.EmbedStream(stream_of(requests))]
-    reference = embedder.model.encode([request.texts[0] for request in requests])
+    reference = st_encode(embedder, [request.texts[0] for request in requests])
 
     got = np.array([response.response.embeddings[0].values for response in responses])
     assert len(responses) == len(requests)

@@ -15,6 +15,7 @@ from recsys.shared.events import ItemUpserted
 from recsys.shared.ids import point_id
 from recsys.shared.store import CONTENT, ITEMS
 from tests.encoder.gated import GatedEmbedder, metric, scrape
+from tests.encoder.reference import st_encode
 from tests.support import eventually
 
 MakeEncoder = Callable[..., EncoderService]
@@ -55,6 +56,6 @@ async def test_item_entries_waiting_together_share_model_passes_and_get_their_ow
     records = await service.store.client.retrieve(ITEMS, ids, with_vectors=True)
     stored = {record.payload["item_id"]: np.array(record.vector[CONTENT]) for record in records}  # type: ignore[index]
     texts = [ItemUpserted.model_validate(item).content_text() for item in items]
-    expected = embedder.model.encode(texts)
+    expected = st_encode(embedder, texts)
     got = np.array([stored[item["item_id"]] for item in items])
     assert np.min(np.sum(got * expected, axis=1)) >= 0.9999

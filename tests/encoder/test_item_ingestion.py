@@ -15,6 +15,7 @@ from recsys.encoder.embedder import Embedder
 from recsys.shared.events import EmbeddingNotice, ItemUpserted
 from recsys.shared.ids import point_id
 from recsys.shared.store import BEHAVIOR, CONTENT, ITEMS
+from tests.encoder.reference import st_encode
 
 WaitConsumed = Callable[[Redis, str, str, str | bytes], Awaitable[None]]
 
@@ -60,7 +61,7 @@ async def test_an_upserted_item_is_stored_with_its_content_vector_and_payload(
 
     record = await stored(encoder, "m1")
     assert record is not None
-    expected = embedder.model.encode(ItemUpserted.model_validate(ALIEN).content_text())
+    expected = st_encode(embedder, ItemUpserted.model_validate(ALIEN).content_text())
     assert float(content_of(record) @ expected) >= 0.9999
     payload = record.payload or {}
     for field in ("item_id", "title", "category", "tags", "attributes", "version"):

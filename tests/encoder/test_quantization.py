@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from sentence_transformers.util import quantize_embeddings
 
-from recsys.encoder.quantization import Precision, calibration_ranges, precision_named, quantize
-from recsys.shared.errors import InvalidRequest
+from recsys.encoder.quantization import Precision, calibration_ranges, quantize
 
 RNG = np.random.default_rng(7)
 CALIBRATION = RNG.normal(size=(200, 64)).astype(np.float32)
@@ -50,8 +49,3 @@ def test_float32_rows_come_back_unchanged() -> None:
 def test_int8_without_ranges_of_the_right_shape_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="calibration ranges"):
         quantize(VECTORS, Precision.INT8, calibration_ranges(CALIBRATION[:, :10]))
-
-
-def test_an_unknown_precision_name_is_refused_listing_the_known_ones() -> None:
-    with pytest.raises(InvalidRequest, match="unknown precision 'int4': use one of float32, int8, uint8"):
-        precision_named("int4")

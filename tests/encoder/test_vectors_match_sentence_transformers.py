@@ -12,6 +12,7 @@ from recsys.encoder.batch_plan import PassCostModel
 from recsys.encoder.batching import BatchLimits, Lane
 from recsys.encoder.embedder import Embedder
 from recsys.encoder.embedding import EmbeddingEngine
+from tests.encoder.reference import st_encode
 
 VOCABULARY = "the crew of a space tug meets deadly alien soup recipe with basil jazz trio live in tokyo tax"
 WORDS = VOCABULARY.split()
@@ -48,7 +49,7 @@ async def test_every_text_gets_the_vector_sentence_transformers_gives_it(
     embedder: Embedder, limits: BatchLimits, cost: PassCostModel
 ) -> None:
     texts = mixed_texts(48, seed=limits.max_size)
-    reference = dict(zip(texts, embedder.model.encode(texts), strict=True))
+    reference = dict(zip(texts, st_encode(embedder, texts), strict=True))
     engine = EmbeddingEngine(embedder, limits, max_texts_per_request=64, cost=cost)
     await engine.start()
     rng = random.Random(1)
@@ -93,7 +94,7 @@ class NestedCount:
 
 async def test_live_texts_run_between_the_layers_of_bulk_passes_get_the_same_vectors(embedder: Embedder) -> None:
     bulk_texts, live_texts = mixed_texts(40, seed=7), mixed_texts(12, seed=8)
-    reference = dict(zip(bulk_texts + live_texts, embedder.model.encode(bulk_texts + live_texts), strict=True))
+    reference = dict(zip(bulk_texts + live_texts, st_encode(embedder, bulk_texts + live_texts), strict=True))
     count = NestedCount()
     engine = EmbeddingEngine(embedder, BatchLimits(16, 8192, 0.0, 1000), max_texts_per_request=64, observer=count)
     await engine.start()

@@ -126,3 +126,34 @@ async def test_entry_that_fails_once_succeeds_on_redelivery(redis_url: str, redi
 
 async def _xlen(redis: Redis, stream: str, at_least: int) -> bool:
     return int(await redis.xlen(stream)) >= at_least
+
+
+async def test_hundreds_of_entries_finishing_at_once_are_all_acked(redis_url: str, redis: Redis) -> None:
+    # Each handler in flight acks on a connection of its own; redis-py's default pool (100) made
+    # the acks beyond it fail, and those entries waited for the claimer.
+    in_flight = 300
+    for i in range(in_flight):
+        await redis.xadd(STREAM, _item(f"item-{i}"))  # type: ignore[arg-type]
+    release = asyncio.Event()
+    started: list[str] = []
+
+    async def handle(fields: dict[str, str], entry_id: str) -> None:
+        started.append(entry_id)
+        await release.wait()  # all of them in flight, then all finish together
+
+    broker = new_broker(redis_url)
+    policy = ConsumerPolicy(max_records=100, claim_idle_ms=600_000, concurrency=in_flight, polling_interval_ms=50)
+    consumer = StreamConsumer(broker, redis, stream=STREAM, group="g", consumer="c1", handler=handle, policy=policy)
+    await consumer.prepare()
+    await broker.start()
+    try:
+        await _eventually(lambda: asyncio.sleep(0, len(started) == in_flight))
+        release.set()
+        await _eventually(lambda: _pending(redis, 0))
+    finally:
+        await broker.stop()
+
+
+async def _pending(redis: Redis, expected: int) -> bool:
+    summary = await redis.xpending(STREAM, "g")
+    return int(summary["pending"]) == expected

@@ -1,0 +1,71 @@
+"""The loaded model: packed passes, the one thread every computation runs in."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.models import Pooling
+
+from recsys.encoder.embedder import Embedder
+from recsys.encoder.packed_bert import PackedBert, packable
+from tests.encoder.reference import st_encode
+
+TEXTS = [
+    "a",
+    "Toy Story (1995) Adventure|Animation|Children|Comedy|Fantasy pixar",
+    "naïve café — déjà vu, emoji 🙂 and\ttabs",
+    "the crew of a space tug meets a deadly alien " * 80,  # cut at the model's 256 tokens
+]
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def test_on_a_cpu_the_shipped_model_runs_packed_and_gives_sentence_transformers_vectors(embedder: Embedder) -> None:
+    assert not embedder.pads
+
+    rows = embedder.forward(embedder.tokenize(TEXTS))
+
+    assert cosines(rows, st_encode(embedder, TEXTS)).min() >= 0.99999
+
+
+def test_packed_rows_do_not_depend_on_the_company_a_text_keeps(embedder: Embedder) -> None:
+    packed = PackedBert(embedder.model)
+    tokenized = embedder.tokenize(TEXTS)
+
+    def rows(batch: list[int]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            out = packed.forward([tokenized[i].ids or [] for i in batch], [tokenized[i].type_ids or [] for i in batch])
+        return out.numpy()
+
+    together = embedder.thread.call(rows, [0, 1, 2, 3])
+    alone = np.concatenate([embedder.thread.call(rows, [i]) for i in range(4)])
+
+    assert cosines(together, alone).min() >= 0.99999
+
+
+def test_a_model_whose_pooling_is_not_a_mean_is_not_packed(embedder: Embedder) -> None:
+    transformer = embedder.model[0]
+    cls_pooled = SentenceTransformer(modules=[transformer, Pooling(384, pooling_mode="cls")], device="cpu")
+
+    assert packable(cls_pooled) == "the pooling is not mean pooling"
+    assert packable(embedder.model) == ""
+
+
+def test_passes_run_in_the_model_thread_whoever_asks(embedder: Embedder) -> None:
+    ran_in: set[int] = set()
+    batch = embedder.tokenize(TEXTS[:2])
+
+    embedder.forward(batch, lambda: ran_in.add(threading.get_ident()))
+    with ThreadPoolExecutor(1) as other:
+        other.submit(embedder.forward, batch, lambda: ran_in.add(threading.get_ident())).result()
+
+    model_thread = embedder.thread.call(threading.get_ident)
+    assert ran_in == {model_thread}
+    assert model_thread != threading.get_ident()
