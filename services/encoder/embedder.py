@@ -84,7 +84,7 @@ class Embedder:
         # Per thread: another thread running the same model (a test's reference encode) must not
         # call back into the batcher's pass.
         self._pass_callbacks = threading.local()
-        self._packed: PackedBert | None = None
+        self._packed: PackedBert | None = None  # padded passes while the packed one is being checked
         self._packed, reason = self._check_packed()
         if self._packed is None:
             log_event(_log, "packed_passes_off", model=name, reason=reason)
@@ -314,12 +314,13 @@ class Embedder:
     def _hook_layers(self) -> tuple[int, str]:
         """Calls `_at_layer` before each layer of the model's repeated block; checks a nested pass there is harmless.
 
+        A packed pass calls back between its layers itself: no hooks then, the same check.
         Returns how many segments a pass has, between which another pass may run (1: none can).
         """
         import torch
 
         if self._packed is not None:
-            layers: Sequence[Any] = self._packed.layers  # it calls back between its layers itself
+            layers: Sequence[Any] = self._packed.layers
             handles = []
         else:
             blocks: list[torch.nn.ModuleList] = [
@@ -344,7 +345,7 @@ class Embedder:
     def _check_packed(self) -> tuple[PackedBert | None, str]:
         """The packed pass (see packed_bert.py) when the model allows it and its rows match the padded pass's.
 
-        On CPU only: a GPU's passes were not measured packed, and it wastes little on padding.
+        On CPU only: packed passes were measured there, not on a GPU.
         """
         if not self.fast_path:
             return None, "texts are not tokenized ahead of the pass"
@@ -355,14 +356,14 @@ class Embedder:
             return None, reason
         probes = self.tokenize(_PROBES)
         padded = self.forward(probes)
-        self._packed = PackedBert(self.model)
+        candidate = self._packed = PackedBert(self.model)
         try:
             same = _same_rows(self.forward(probes), padded)
         finally:
             self._packed = None
         if not same:
             return None, "packed rows differ from the padded pass's"
-        return PackedBert(self.model), ""
+        return candidate, ""
 
     @property
     def pads(self) -> bool:
