@@ -4,16 +4,23 @@ Delivery is at least once: an entry is acked only when its handler returned. A h
 MalformedEvent for an entry that can never succeed (dead-lettered at once), any other exception
 for a failure worth retrying (the entry stays pending; a claimer picks it up again after
 claim_idle_ms, and after max_deliveries it is dead-lettered). Nothing stops the consumer.
+
+New entries arrive in batches (one XREADGROUP each) and each entry runs in a task of its own, up to
+the policy's concurrency; finished entries are acked together. FastStream's per-message dispatch
+and one XACK per entry took about half of the event loop's time during a backlog, time the model
+then lacked on a machine whose cores it shares.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from faststream import AckPolicy
 from faststream.message import StreamMessage
 from faststream.redis import RedisBroker, StreamSub
 from redis.asyncio import Redis
@@ -22,6 +29,7 @@ from redis.exceptions import ResponseError
 from recsys.shared.events import MalformedEvent
 from recsys.shared.logs import log_event
 from recsys.shared.settings import ConnectionSettings, StreamNames
+from recsys.shared.stream_acks import AckBatcher
 
 # A handler gets the entry's fields (decoded) and its stream entry id.
 EntryHandler = Callable[[dict[str, str], str], Awaitable[None]]
@@ -54,10 +62,10 @@ class ConsumerPolicy:
 def new_broker(redis_url: str, graceful_timeout: float | None = None, max_connections: int = 1024) -> RedisBroker:
     """A FastStream broker that logs through this project's handlers, its per-entry lines at DEBUG.
 
-    graceful_timeout: on stop, handlers in flight get this long to finish (and ack) before they are cancelled.
-    max_connections: its Redis pool's limit. Each handler in flight acks on a connection of its own, and
-    redis-py's default of 100 failed acks under a backlog (MaxConnectionsError), which left those entries
-    pending until claimed again 30 s later.
+    graceful_timeout: on stop, a claimed entry's handler gets this long to finish (and ack) before it is
+    cancelled; new entries in flight get theirs from StreamConsumer.stop.
+    max_connections: its Redis pool's limit. redis-py's default of 100 failed commands under a backlog
+    (MaxConnectionsError) when every handler in flight held a connection of its own.
     """
     return RedisBroker(
         redis_url,
@@ -87,11 +95,18 @@ async def _as_entry(msg: StreamMessage[Any]) -> _Entry:
     """The entry a handler gets, decoded here rather than taken from the message in the handler's signature.
 
     FastStream resolves a `msg: RedisStreamMessage` parameter with a synchronous dependency that it runs
-    in a worker thread, one hop per entry: a fifth of the event loop's time during ingestion went there.
+    in a worker thread, one hop per message: a fifth of the event loop's time during ingestion went there.
     An async decoder runs inline.
     """
     raw = msg.raw_message
     return _Entry(raw["message_ids"][0].decode(), _decode(raw["data"]))
+
+
+async def _as_entries(msg: StreamMessage[Any]) -> list[_Entry]:
+    """The entries of one batch read, in stream order."""
+    raw = msg.raw_message
+    pairs = zip(raw["message_ids"], raw["data"], strict=True)
+    return [_Entry(entry_id.decode(), _decode(data)) for entry_id, data in pairs]
 
 
 def _decode(raw: dict[bytes, bytes]) -> dict[str, str]:
@@ -118,6 +133,10 @@ class StreamConsumer:
         self._redis = redis
         self._handler = handler
         self._policy = policy
+        self._acks = AckBatcher(redis, stream, group)
+        self._slots = asyncio.Semaphore(policy.concurrency)
+        self._in_flight: set[asyncio.Task[None]] = set()
+        # Acks are this class's own (AckBatcher), for both subscribers: MANUAL keeps FastStream's off.
         reader = broker.subscriber(
             stream=StreamSub(
                 stream,
@@ -125,9 +144,10 @@ class StreamConsumer:
                 consumer=consumer,
                 max_records=policy.max_records,
                 polling_interval=policy.polling_interval_ms,
+                batch=True,
             ),
-            max_workers=policy.concurrency,
-            decoder=_as_entry,
+            ack_policy=AckPolicy.MANUAL,
+            decoder=_as_entries,
         )
         # XAUTOCLAIM only: it never reads new entries, hence a second subscriber.
         claimer = broker.subscriber(
@@ -140,23 +160,51 @@ class StreamConsumer:
                 min_idle_time=policy.claim_idle_ms,
             ),
             max_workers=policy.concurrency,
+            ack_policy=AckPolicy.MANUAL,
             decoder=_as_entry,
         )
-        reader(self._on_new_entry)
+        reader(self._on_new_entries)
         claimer(self._on_claimed_entry)
 
     async def prepare(self) -> None:
         """Creates the group; call before the broker starts."""
         await ensure_group(self._redis, self.stream, self.group)
 
-    async def _on_new_entry(self, entry: Any) -> None:
-        # XREADGROUP ">" hands out only entries never delivered before: no need to ask Redis how often.
-        await self._on_entry(entry, first_delivery=True)
+    async def stop(self, grace_s: float) -> None:
+        """Call once the broker stopped: entries in flight get grace_s to finish and be acked; the rest stay pending."""
+        if self._in_flight:
+            _, unfinished = await asyncio.wait(set(self._in_flight), timeout=grace_s)
+            for task in unfinished:
+                task.cancel()
+            await asyncio.gather(*unfinished, return_exceptions=True)
+        await self._acks.flush()
+
+    async def _on_new_entries(self, entries: Any) -> None:
+        # Returns once every entry of the read has a task: a full house holds back the next read.
+        for entry in entries:
+            await self._slots.acquire()
+            task = asyncio.create_task(self._settle_new_entry(entry))
+            self._in_flight.add(task)
+            task.add_done_callback(self._entry_done)
+
+    def _entry_done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._slots.release()
+
+    async def _settle_new_entry(self, entry: _Entry) -> None:
+        try:
+            # XREADGROUP ">" hands out only entries never delivered before: no need to ask Redis how often.
+            await self._on_entry(entry, first_delivery=True)
+        except Exception:
+            return  # logged by _on_entry; stays pending for the claimer
+        self._acks.ack(entry.entry_id)
 
     async def _on_claimed_entry(self, entry: Any) -> None:
         await self._on_entry(entry, first_delivery=False)
+        self._acks.ack(entry.entry_id)
 
     async def _on_entry(self, entry: _Entry, first_delivery: bool) -> None:
+        """Returns when the entry is done with (applied or dead-lettered); raises to leave it pending."""
         entry_id, fields = entry.entry_id, entry.fields
         deliveries = 1 if first_delivery else await self._delivery_count(entry_id)
         if deliveries > self._policy.max_deliveries:
@@ -200,3 +248,31 @@ class StreamConsumer:
         log_event(
             _log, "entry_dead_lettered", logging.WARNING, stream=self.stream, entry_id=entry_id, reason=reason[:300]
         )
+
+
+class StreamSubscriptions:
+    """A broker and the consumers it reads for: they start together and stop together, in-flight entries first."""
+
+    def __init__(self, redis_url: str, redis: Redis, *, grace_s: float, max_connections: int = 1024) -> None:
+        self.broker = new_broker(redis_url, graceful_timeout=grace_s, max_connections=max_connections)
+        self._redis = redis
+        self._grace_s = grace_s
+        self._consumers: list[StreamConsumer] = []
+
+    def consume(self, *, stream: str, group: str, consumer: str, handler: EntryHandler, policy: ConsumerPolicy) -> None:
+        self._consumers.append(
+            StreamConsumer(
+                self.broker, self._redis, stream=stream, group=group, consumer=consumer, handler=handler, policy=policy
+            )
+        )
+
+    async def start(self) -> None:
+        for consumer in self._consumers:
+            await consumer.prepare()
+        await self.broker.start()
+
+    async def stop(self) -> None:
+        """Stops reading, then gives the entries in flight the grace period; unfinished ones stay pending."""
+        await self.broker.stop()
+        for consumer in self._consumers:
+            await consumer.stop(self._grace_s)

@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import logging
 
-from faststream.redis import RedisBroker
 from redis.asyncio import Redis
 
 from recsys.encoder.batching import BatchLimits
@@ -26,7 +25,7 @@ from recsys.shared.errors import Unavailable
 from recsys.shared.grpc_server import GrpcServer
 from recsys.shared.logs import log_event
 from recsys.shared.store import VectorStore
-from recsys.shared.streams import ConsumerPolicy, StreamConsumer, new_broker
+from recsys.shared.streams import ConsumerPolicy, StreamSubscriptions
 
 _log = logging.getLogger(__name__)
 
@@ -65,7 +64,7 @@ class EncoderService:
         self._embedder = embedder
         self._grpc: GrpcServer | None = None
         self._engine: EmbeddingEngine | None = None
-        self._broker: RedisBroker | None = None
+        self._subscriptions: StreamSubscriptions | None = None
         self.behavior_refresh: BehaviorRefresh | None = None
         self._port = 0
         self.metrics = EncoderMetrics()
@@ -142,37 +141,30 @@ class EncoderService:
             settings, self.store, self.redis, notices, item_locks
         )
         # On stop, handlers in flight get the same grace as gRPC calls; unfinished entries stay pending.
-        self._broker = new_broker(
-            settings.redis_url, graceful_timeout=settings.grpc_grace_s, max_connections=settings.redis_max_connections
+        self._subscriptions = StreamSubscriptions(
+            settings.redis_url,
+            self.redis,
+            grace_s=settings.grpc_grace_s,
+            max_connections=settings.redis_max_connections,
         )
         policy = ConsumerPolicy.from_settings(settings)
         # Every item entry in flight can add its text to the model batch being formed: this many merge.
         item_policy = dataclasses.replace(policy, concurrency=settings.item_ingest_concurrency)
-        consumers = [
-            StreamConsumer(
-                self._broker,
-                self.redis,
-                stream=stream,
-                group=group,
-                consumer=settings.consumer_name,
-                handler=handler,
-                policy=stream_policy,
+        for stream, group, handler, stream_policy in (
+            (streams.items, settings.item_ingest_group, items.handle, item_policy),
+            (streams.interactions, settings.interaction_ingest_group, interactions.handle, policy),
+        ):
+            self._subscriptions.consume(
+                stream=stream, group=group, consumer=settings.consumer_name, handler=handler, policy=stream_policy
             )
-            for stream, group, handler, stream_policy in (
-                (streams.items, settings.item_ingest_group, items.handle, item_policy),
-                (streams.interactions, settings.interaction_ingest_group, interactions.handle, policy),
-            )
-        ]
-        for consumer in consumers:
-            await consumer.prepare()
-        await self._broker.start()
+        await self._subscriptions.start()
 
     async def stop(self) -> None:
         """Stops taking entries (in-flight ones finish), then gRPC (with grace), then the batcher."""
         self.ready.clear()
-        broker, self._broker = self._broker, None
-        if broker is not None:
-            await broker.stop()
+        subscriptions, self._subscriptions = self._subscriptions, None
+        if subscriptions is not None:
+            await subscriptions.stop()
         refresh, self.behavior_refresh = self.behavior_refresh, None
         if refresh is not None:
             await refresh.stop()

@@ -9,7 +9,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from faststream.redis import RedisBroker
 from redis.asyncio import Redis
 
 from recsys.monitor.alert_feed import AlertFeed, start_position
@@ -33,7 +32,7 @@ from recsys.shared.events import EmbeddingNotice, MalformedEvent, parse_interact
 from recsys.shared.grpc_server import GrpcServer
 from recsys.shared.logs import log_event
 from recsys.shared.store import VectorStore
-from recsys.shared.streams import ConsumerPolicy, StreamConsumer, new_broker
+from recsys.shared.streams import ConsumerPolicy, StreamSubscriptions
 
 _log = logging.getLogger(__name__)
 
@@ -85,7 +84,7 @@ class MonitorService:
             store.client, max_batch=settings.fetch_batch_size, max_wait_s=settings.fetch_batch_wait_ms / 1000
         )
         self._grpc: GrpcServer | None = None
-        self._broker: RedisBroker | None = None
+        self._subscriptions: StreamSubscriptions | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._port = 0
         self.metrics = MonitorMetrics()
@@ -116,36 +115,29 @@ class MonitorService:
         if self.settings.metrics_port >= 0:
             self.metrics_port = self.metrics.serve(self.settings.monitor_host, self.settings.metrics_port)
         self._source.start()
-        self._broker = new_broker(
+        self._subscriptions = StreamSubscriptions(
             self.settings.redis_url,
-            graceful_timeout=self.settings.grpc_grace_s,
+            self.redis,
+            grace_s=self.settings.grpc_grace_s,
             max_connections=self.settings.redis_max_connections,
         )
         policy = ConsumerPolicy.from_settings(self.settings)
-        consumers = [
-            StreamConsumer(
-                self._broker,
-                self.redis,
-                stream=self.settings.streams.embeddings,
-                group=self.settings.monitor_group,
-                consumer=self.settings.consumer_name,
-                handler=self.handle_notice,
-                policy=policy,
-            ),
-            # Its own group: the encoder's group keeps its entries, and bots and spikes are read from the same events.
-            StreamConsumer(
-                self._broker,
-                self.redis,
-                stream=self.settings.streams.interactions,
-                group=self.settings.monitor_interactions_group,
-                consumer=self.settings.consumer_name,
-                handler=self.handle_interaction,
-                policy=policy,
-            ),
-        ]
-        for consumer in consumers:
-            await consumer.prepare()
-        await self._broker.start()
+        self._subscriptions.consume(
+            stream=self.settings.streams.embeddings,
+            group=self.settings.monitor_group,
+            consumer=self.settings.consumer_name,
+            handler=self.handle_notice,
+            policy=policy,
+        )
+        # Its own group: the encoder's group keeps its entries, and bots and spikes are read from the same events.
+        self._subscriptions.consume(
+            stream=self.settings.streams.interactions,
+            group=self.settings.monitor_interactions_group,
+            consumer=self.settings.consumer_name,
+            handler=self.handle_interaction,
+            policy=policy,
+        )
+        await self._subscriptions.start()
         self._tasks = [
             asyncio.create_task(self._evaluate_periodically(), name="monitor-evaluator"),
             asyncio.create_task(self._save_periodically(), name="monitor-state"),
@@ -162,10 +154,10 @@ class MonitorService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        if self._broker is not None:
+        if self._subscriptions is not None:
             # Handlers in flight finish (and ack) or leave their entry pending for a claimer.
-            await self._broker.stop()
-            self._broker = None
+            await self._subscriptions.stop()
+            self._subscriptions = None
         await self._source.stop()
         if self._port:
             try:

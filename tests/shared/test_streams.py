@@ -7,11 +7,10 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-from faststream.redis import RedisBroker
 from redis.asyncio import Redis
 
 from recsys.shared.events import parse_item_event
-from recsys.shared.streams import ConsumerPolicy, StreamConsumer, new_broker
+from recsys.shared.streams import ConsumerPolicy, StreamSubscriptions
 from tests.support import stream_entries_async
 
 STREAM = "test:items"
@@ -37,13 +36,15 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 
 
 async def _consume(
-    redis_url: str, redis: Redis, handler: Callable[[dict[str, str], str], Awaitable[None]]
-) -> RedisBroker:
-    broker = new_broker(redis_url)
-    consumer = StreamConsumer(broker, redis, stream=STREAM, group="g", consumer="c1", handler=handler, policy=FAST)
-    await consumer.prepare()
-    await broker.start()
-    return broker
+    redis_url: str,
+    redis: Redis,
+    handler: Callable[[dict[str, str], str], Awaitable[None]],
+    policy: ConsumerPolicy = FAST,
+) -> StreamSubscriptions:
+    subscriptions = StreamSubscriptions(redis_url, redis, grace_s=5)
+    subscriptions.consume(stream=STREAM, group="g", consumer="c1", handler=handler, policy=policy)
+    await subscriptions.start()
+    return subscriptions
 
 
 async def test_backlog_published_before_the_first_start_is_consumed(redis_url: str, redis: Redis) -> None:
@@ -54,12 +55,12 @@ async def test_backlog_published_before_the_first_start_is_consumed(redis_url: s
     async def handle(fields: dict[str, str], entry_id: str) -> None:
         seen.append(parse_item_event(fields, entry_id).item_id)
 
-    broker = await _consume(redis_url, redis, handle)
+    subscriptions = await _consume(redis_url, redis, handle)
     try:
         await redis.xadd(STREAM, _item("late"))  # type: ignore[arg-type]
         await _eventually(lambda: asyncio.sleep(0, len(seen) == 6))
     finally:
-        await broker.stop()
+        await subscriptions.stop()
     assert sorted(seen) == sorted([f"early-{i}" for i in range(5)] + ["late"])
 
 
@@ -71,14 +72,14 @@ async def test_malformed_entry_is_dead_lettered_with_its_reason_and_the_next_is_
     async def handle(fields: dict[str, str], entry_id: str) -> None:
         seen.append(parse_item_event(fields, entry_id).item_id)
 
-    broker = await _consume(redis_url, redis, handle)
+    subscriptions = await _consume(redis_url, redis, handle)
     try:
         bad_id = await redis.xadd(STREAM, {"event": "item.upserted", "data": "{oops"})
         await redis.xadd(STREAM, _item("good"))  # type: ignore[arg-type]
         await _eventually(lambda: asyncio.sleep(0, seen == ["good"]))
         await _eventually(lambda: _xlen(redis, f"{STREAM}:dead-letter", 1))
     finally:
-        await broker.stop()
+        await subscriptions.stop()
     [(_, dead)] = await stream_entries_async(redis, f"{STREAM}:dead-letter")
     assert dead["dead_letter_source_id"] == (bad_id.decode() if isinstance(bad_id, bytes) else bad_id)
     assert "not JSON" in dead["dead_letter_reason"]
@@ -93,12 +94,12 @@ async def test_entry_failing_every_delivery_is_retried_then_dead_lettered(redis_
         attempts.append(entry_id)
         raise RuntimeError("store down")
 
-    broker = await _consume(redis_url, redis, handle)
+    subscriptions = await _consume(redis_url, redis, handle)
     try:
         await redis.xadd(STREAM, _item("doomed"))  # type: ignore[arg-type]
         await _eventually(lambda: _xlen(redis, f"{STREAM}:dead-letter", 1))
     finally:
-        await broker.stop()
+        await subscriptions.stop()
     assert len(attempts) == FAST.max_deliveries
     [(_, dead)] = await stream_entries_async(redis, f"{STREAM}:dead-letter")
     assert "store down" in dead["dead_letter_reason"]
@@ -115,12 +116,12 @@ async def test_entry_that_fails_once_succeeds_on_redelivery(redis_url: str, redi
             raise RuntimeError("transient")
         done.append(entry_id)
 
-    broker = await _consume(redis_url, redis, handle)
+    subscriptions = await _consume(redis_url, redis, handle)
     try:
         await redis.xadd(STREAM, _item("flaky"))  # type: ignore[arg-type]
         await _eventually(lambda: asyncio.sleep(0, len(done) == 1))
     finally:
-        await broker.stop()
+        await subscriptions.stop()
     assert await redis.xlen(f"{STREAM}:dead-letter") == 0
 
 
@@ -129,8 +130,8 @@ async def _xlen(redis: Redis, stream: str, at_least: int) -> bool:
 
 
 async def test_hundreds_of_entries_finishing_at_once_are_all_acked(redis_url: str, redis: Redis) -> None:
-    # Each handler in flight acks on a connection of its own; redis-py's default pool (100) made
-    # the acks beyond it fail, and those entries waited for the claimer.
+    # When each handler acked on a connection of its own, redis-py's default pool (100) made the
+    # acks beyond it fail, and those entries waited for the claimer.
     in_flight = 300
     for i in range(in_flight):
         await redis.xadd(STREAM, _item(f"item-{i}"))  # type: ignore[arg-type]
@@ -141,19 +142,82 @@ async def test_hundreds_of_entries_finishing_at_once_are_all_acked(redis_url: st
         started.append(entry_id)
         await release.wait()  # all of them in flight, then all finish together
 
-    broker = new_broker(redis_url)
     policy = ConsumerPolicy(max_records=100, claim_idle_ms=600_000, concurrency=in_flight, polling_interval_ms=50)
-    consumer = StreamConsumer(broker, redis, stream=STREAM, group="g", consumer="c1", handler=handle, policy=policy)
-    await consumer.prepare()
-    await broker.start()
+    subscriptions = await _consume(redis_url, redis, handle, policy)
     try:
         await _eventually(lambda: asyncio.sleep(0, len(started) == in_flight))
         release.set()
         await _eventually(lambda: _pending(redis, 0))
     finally:
-        await broker.stop()
+        await subscriptions.stop()
 
 
 async def _pending(redis: Redis, expected: int) -> bool:
     summary = await redis.xpending(STREAM, "g")
     return int(summary["pending"]) == expected
+
+
+async def _xack_calls(redis: Redis) -> int:
+    stats = await redis.info("commandstats")
+    return int(stats.get("cmdstat_xack", {}).get("calls", 0))
+
+
+async def test_entries_finishing_together_share_one_ack(redis_url: str, redis: Redis) -> None:
+    entries = 200
+    for i in range(entries):
+        await redis.xadd(STREAM, _item(f"item-{i}"))  # type: ignore[arg-type]
+    release = asyncio.Event()
+    started: list[str] = []
+
+    async def handle(fields: dict[str, str], entry_id: str) -> None:
+        started.append(entry_id)
+        await release.wait()
+
+    acks_before = await _xack_calls(redis)
+    policy = ConsumerPolicy(max_records=50, claim_idle_ms=600_000, concurrency=entries, polling_interval_ms=50)
+    subscriptions = await _consume(redis_url, redis, handle, policy)
+    try:
+        await _eventually(lambda: asyncio.sleep(0, len(started) == entries))
+        release.set()
+        await _eventually(lambda: _pending(redis, 0))
+    finally:
+        await subscriptions.stop()
+    assert await _xack_calls(redis) - acks_before <= 5  # one XACK per entry would be 200
+
+
+async def test_stop_lets_entries_in_flight_finish_and_acks_them(redis_url: str, redis: Redis) -> None:
+    started: list[str] = []
+    finished: list[str] = []
+
+    async def handle(fields: dict[str, str], entry_id: str) -> None:
+        started.append(entry_id)
+        await asyncio.sleep(0.5)  # still running when the stop begins
+        finished.append(entry_id)
+
+    subscriptions = await _consume(redis_url, redis, handle)
+    for i in range(3):
+        await redis.xadd(STREAM, _item(f"item-{i}"))  # type: ignore[arg-type]
+    await _eventually(lambda: asyncio.sleep(0, len(started) == 3))
+    await subscriptions.stop()
+    assert sorted(finished) == sorted(started)
+    assert await _pending(redis, 0)
+
+
+async def test_entries_unfinished_after_the_grace_period_stay_pending(redis_url: str, redis: Redis) -> None:
+    started: list[str] = []
+    finished: list[str] = []
+
+    async def handle(fields: dict[str, str], entry_id: str) -> None:
+        started.append(entry_id)
+        await asyncio.sleep(60)
+        finished.append(entry_id)
+
+    subscriptions = StreamSubscriptions(redis_url, redis, grace_s=0.3)
+    subscriptions.consume(stream=STREAM, group="g", consumer="c1", handler=handle, policy=FAST)
+    await subscriptions.start()
+    for i in range(3):
+        await redis.xadd(STREAM, _item(f"item-{i}"))  # type: ignore[arg-type]
+    await _eventually(lambda: asyncio.sleep(0, len(started) == 3))
+    await subscriptions.stop()
+    assert finished == []
+    assert await _pending(redis, 3)  # a restarted consumer's claimer delivers them again
