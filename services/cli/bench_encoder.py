@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--texts", type=int, default=2000, help="texts for the baseline and the gRPC callers")
     parser.add_argument("--one-by-one", type=int, default=300, help="texts for naive encode and concurrency 1")
-    parser.add_argument("--latency-calls", type=int, default=300, help="live calls measured with nothing else running")
+    parser.add_argument("--latency-calls", type=int, default=1000, help="live calls measured with nothing else running")
     parser.add_argument("--bulk-items", type=int, default=5000, help="items ingested while live latency is measured")
     parser.add_argument("--ingest-items", type=int, default=2000, help="items ingested alone for items/s")
     parser.add_argument("--quick", action="store_true", help="small sizes for a run of a minute or two")
