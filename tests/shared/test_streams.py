@@ -129,27 +129,31 @@ async def _xlen(redis: Redis, stream: str, at_least: int) -> bool:
     return int(await redis.xlen(stream)) >= at_least
 
 
-async def test_hundreds_of_entries_finishing_at_once_are_all_acked(redis_url: str, redis: Redis) -> None:
-    # When each handler acked on a connection of its own, redis-py's default pool (100) made the
-    # acks beyond it fail, and those entries waited for the claimer.
-    in_flight = 300
-    for i in range(in_flight):
+async def _finish_all_at_once(redis_url: str, redis: Redis, entries: int, max_records: int) -> None:
+    """Publishes the entries, holds every handler until all are in flight, then lets them finish together."""
+    for i in range(entries):
         await redis.xadd(STREAM, _item(f"item-{i}"))  # type: ignore[arg-type]
     release = asyncio.Event()
     started: list[str] = []
 
     async def handle(fields: dict[str, str], entry_id: str) -> None:
         started.append(entry_id)
-        await release.wait()  # all of them in flight, then all finish together
+        await release.wait()
 
-    policy = ConsumerPolicy(max_records=100, claim_idle_ms=600_000, concurrency=in_flight, polling_interval_ms=50)
+    policy = ConsumerPolicy(max_records=max_records, claim_idle_ms=600_000, concurrency=entries, polling_interval_ms=50)
     subscriptions = await _consume(redis_url, redis, handle, policy)
     try:
-        await _eventually(lambda: asyncio.sleep(0, len(started) == in_flight))
+        await _eventually(lambda: asyncio.sleep(0, len(started) == entries))
         release.set()
-        await _eventually(lambda: _pending(redis, 0))
+        await _eventually(lambda: _pending(redis, 0))  # all acked, none left for the claimer
     finally:
         await subscriptions.stop()
+
+
+async def test_hundreds_of_entries_finishing_at_once_are_all_acked(redis_url: str, redis: Redis) -> None:
+    # When each handler acked on a connection of its own, redis-py's default pool (100) made the
+    # acks beyond it fail, and those entries waited for the claimer.
+    await _finish_all_at_once(redis_url, redis, entries=300, max_records=100)
 
 
 async def _pending(redis: Redis, expected: int) -> bool:
@@ -163,25 +167,8 @@ async def _xack_calls(redis: Redis) -> int:
 
 
 async def test_entries_finishing_together_share_one_ack(redis_url: str, redis: Redis) -> None:
-    entries = 200
-    for i in range(entries):
-        await redis.xadd(STREAM, _item(f"item-{i}"))  # type: ignore[arg-type]
-    release = asyncio.Event()
-    started: list[str] = []
-
-    async def handle(fields: dict[str, str], entry_id: str) -> None:
-        started.append(entry_id)
-        await release.wait()
-
     acks_before = await _xack_calls(redis)
-    policy = ConsumerPolicy(max_records=50, claim_idle_ms=600_000, concurrency=entries, polling_interval_ms=50)
-    subscriptions = await _consume(redis_url, redis, handle, policy)
-    try:
-        await _eventually(lambda: asyncio.sleep(0, len(started) == entries))
-        release.set()
-        await _eventually(lambda: _pending(redis, 0))
-    finally:
-        await subscriptions.stop()
+    await _finish_all_at_once(redis_url, redis, entries=200, max_records=50)
     assert await _xack_calls(redis) - acks_before <= 5  # one XACK per entry would be 200
 
 
