@@ -9,21 +9,27 @@ cost, whatever the mix of lengths: 28% of a 16-text pass's tokens were padding w
 hand were split by length, about 6% when 2,000 were sorted at once (MovieLens titles and tags).
 
 Only what this module reproduces exactly is run this way: a sentence-transformers model whose first
-module is a BertModel with absolute positions, followed by mean pooling; the modules after the
+module is a BertModel with absolute positions and GELU, followed by mean pooling; the modules after the
 pooling (Normalize, Dense) run as they are. `Embedder` checks its rows against the model's own
 forward pass at start and keeps the padded pass otherwise.
 """
 
 from __future__ import annotations
 
+import logging
+import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from recsys.shared.logs import log_event
+
 if TYPE_CHECKING:
     import torch
     from sentence_transformers import SentenceTransformer
+
+_log = logging.getLogger(__name__)
 
 
 def packable(model: SentenceTransformer) -> str:
@@ -41,21 +47,27 @@ def packable(model: SentenceTransformer) -> str:
         return "the pooling is not mean pooling"
     if not getattr(pooling, "include_prompt", True):
         return "the pooling leaves a prompt out"
+    if getattr(config, "hidden_act", None) != "gelu":
+        return f"the activation is {getattr(config, 'hidden_act', None)!r}, not gelu"
     return ""
 
 
 class PackedBert:
-    """`forward` gives the same rows as the model's own padded pass (see `packable`)."""
+    """`forward` gives the same rows as the model's own padded pass (see `packable`).
+
+    The pass runs compiled by TorchScript (see packed_layers.py for why); where TorchScript cannot
+    compile it (a torch without it), the same modules run eagerly, slower beside a busy event loop.
+    """
 
     def __init__(self, model: SentenceTransformer) -> None:
         reason = packable(model)
         if reason:
             raise ValueError(reason)
+        from recsys.encoder.packed_layers import PackedEncoder
+
         self._model = model
-        bert: Any = model[0].auto_model
-        self._embeddings: Any = bert.embeddings
-        self.layers = list(bert.encoder.layer)
-        self._heads = int(bert.config.num_attention_heads)
+        self._encoder, self.compiled = _compiled(PackedEncoder(model[0].auto_model))
+        self.layers = list(self._encoder.layers)
         self._after_pooling = list(model)[2:]
 
     def forward(
@@ -77,46 +89,34 @@ class PackedBert:
         positions = torch.from_numpy(np.concatenate([np.arange(n) for n in lengths])).to(device)
         # Row of each real token in the padded (texts x longest) block attention works on.
         slots = text_of * longest + positions
-        keep = torch.from_numpy(np.arange(longest)[None, :] < lengths[:, None]).to(device)
-        key_mask = keep[:, None, None, :]
+        key_mask = torch.from_numpy(np.arange(longest)[None, :] < lengths[:, None]).to(device)[:, None, None, :]
+        counts = torch.from_numpy(lengths).to(device)
 
-        embeddings: Any = self._embeddings
-        hidden = (
-            embeddings.word_embeddings(flat_ids)
-            + embeddings.position_embeddings(positions)
-            + embeddings.token_type_embeddings(flat_types)
-        )
-        hidden = embeddings.LayerNorm(hidden)
-        for layer in self.layers:
-            if between_layers is not None:
+        encoder = self._encoder
+        if between_layers is None:
+            pooled = encoder(flat_ids, flat_types, positions, text_of, slots, key_mask, counts, texts, longest)
+        else:
+            hidden = encoder.embed(flat_ids, flat_types, positions)
+            for layer in self.layers:
                 between_layers()
-            attended = self._attention(layer.attention.self, hidden, slots, texts, longest, key_mask)
-            hidden = layer.attention.output(attended, hidden)
-            hidden = layer.output(layer.intermediate(hidden), hidden)
-
-        pooled = torch.zeros((texts, hidden.shape[1]), dtype=hidden.dtype, device=device)
-        pooled.index_add_(0, text_of, hidden)
-        pooled = pooled / torch.from_numpy(lengths).to(device=device, dtype=hidden.dtype)[:, None]
+                hidden = layer(hidden, slots, texts, longest, key_mask)
+            pooled = encoder.pool(hidden, text_of, counts, texts)
         features: dict[str, Any] = {"sentence_embedding": pooled}
         for module in self._after_pooling:
             features = module(features)
         return features["sentence_embedding"]
 
-    def _attention(
-        self, attention: Any, hidden: torch.Tensor, slots: torch.Tensor, texts: int, longest: int, key_mask: Any
-    ) -> torch.Tensor:
-        import torch
 
-        width = int(hidden.shape[1])
-        head = width // self._heads
+def _compiled(encoder: Any) -> tuple[Any, bool]:
+    """The encoder compiled by TorchScript, or as it is when it cannot be; and whether it was."""
+    import torch
 
-        def padded(projection: Any) -> torch.Tensor:
-            block = hidden.new_zeros((texts * longest, width))
-            block.index_copy_(0, slots, projection(hidden))
-            return block.view(texts, longest, self._heads, head).transpose(1, 2)
-
-        query, key, value = padded(attention.query), padded(attention.key), padded(attention.value)
-        out = torch.nn.functional.scaled_dot_product_attention(
-            query, key, value, attn_mask=key_mask, scale=attention.scaling
-        )
-        return out.transpose(1, 2).reshape(texts * longest, width).index_select(0, slots)
+    try:
+        with warnings.catch_warnings():
+            # Deprecated in favour of torch.compile, which needs a C++ toolchain at run time and
+            # minutes of compiling per shape on a CPU; TorchScript still releases the GIL per graph.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.script(encoder), True
+    except Exception as exc:
+        log_event(_log, "packed_pass_not_compiled", logging.WARNING, error=repr(exc))
+        return encoder, False

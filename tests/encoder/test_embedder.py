@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -48,6 +49,38 @@ def test_packed_rows_do_not_depend_on_the_company_a_text_keeps(embedder: Embedde
     alone = np.concatenate([embedder.thread.call(rows, [i]) for i in range(4)])
 
     assert cosines(together, alone).min() >= 0.99999
+
+
+def test_the_packed_pass_is_compiled_and_gives_the_same_rows_in_one_call_or_layer_by_layer(embedder: Embedder) -> None:
+    packed = PackedBert(embedder.model)
+    tokenized = embedder.tokenize(TEXTS)
+    ids, types = [t.ids or [] for t in tokenized], [t.type_ids or [] for t in tokenized]
+    layers_seen: list[int] = []
+
+    def rows(between: Callable[[], None] | None) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return packed.forward(ids, types, between).numpy()
+
+    in_one_call = embedder.thread.call(rows, None)
+    layer_by_layer = embedder.thread.call(rows, lambda: layers_seen.append(len(layers_seen)))
+
+    assert packed.compiled
+    assert len(layers_seen) == len(packed.layers) == 6
+    np.testing.assert_allclose(layer_by_layer, in_one_call, rtol=0, atol=1e-6)
+    assert cosines(in_one_call, st_encode(embedder, TEXTS)).min() >= 0.99999
+
+
+def test_a_model_whose_activation_is_not_gelu_is_not_packed(embedder: Embedder) -> None:
+    config = embedder.model[0].auto_model.config
+    try:
+        config.hidden_act = "gelu_new"
+        reason = packable(embedder.model)
+    finally:
+        config.hidden_act = "gelu"
+
+    assert reason == "the activation is 'gelu_new', not gelu"
 
 
 def test_a_model_whose_pooling_is_not_a_mean_is_not_packed(embedder: Embedder) -> None:
