@@ -215,7 +215,7 @@ class Embedder:
                     rows = [t.ids or [] for t in batch]
                     types = [t.type_ids or [0] * len(row) for row, t in zip(rows, batch, strict=True)]
                     packed = self._packed.forward(rows, types, between_layers)
-                    return np.asarray(packed.float().cpu().numpy(), dtype=np.float32)
+                    return packed.numpy()  # float32 on the CPU already
                 features = self._collate(batch) if self.fast_path else self.model.preprocess([t.text for t in batch])
                 device = self.model.device
                 on_device = {

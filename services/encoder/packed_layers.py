@@ -56,14 +56,15 @@ class PackedLayer(nn.Module):
 
 
 class PackedEncoder(nn.Module):
-    """BertModel's embeddings, layers and mean pooling over packed tokens.
+    """BertModel's embeddings, layers and mean pooling over packed tokens, then L2 normalization if asked.
 
     `forward` runs it all in one call; `embed`, each of `layers` and `pool` let the caller act
     between layers (a nested live pass) at the cost of one GIL handover per call.
     """
 
-    def __init__(self, bert: Any) -> None:
+    def __init__(self, bert: Any, normalize: bool) -> None:
         super().__init__()
+        self.normalize = normalize  # the model's Normalize module, folded in
         embeddings = bert.embeddings
         self.word: nn.Module = embeddings.word_embeddings
         self.position: nn.Module = embeddings.position_embeddings
@@ -80,7 +81,10 @@ class PackedEncoder(nn.Module):
     def pool(self, hidden: torch.Tensor, text_of: torch.Tensor, lengths: torch.Tensor, texts: int) -> torch.Tensor:
         pooled = hidden.new_zeros((texts, hidden.shape[1]))
         pooled.index_add_(0, text_of, hidden)
-        return pooled / lengths.to(hidden.dtype)[:, None]
+        pooled = pooled / lengths.to(hidden.dtype)[:, None]
+        if self.normalize:
+            pooled = nn.functional.normalize(pooled, p=2.0, dim=-1)
+        return pooled
 
     def forward(
         self,

@@ -70,6 +70,8 @@ def test_the_packed_pass_is_compiled_and_gives_the_same_rows_in_one_call_or_laye
     assert len(layers_seen) == len(packed.layers) == 6
     np.testing.assert_allclose(layer_by_layer, in_one_call, rtol=0, atol=1e-6)
     assert cosines(in_one_call, st_encode(embedder, TEXTS)).min() >= 0.99999
+    # The shipped model ends in Normalize, which the compiled pass takes in.
+    np.testing.assert_allclose(np.linalg.norm(in_one_call, axis=1), 1.0, rtol=0, atol=1e-5)
 
 
 def test_a_model_whose_activation_is_not_gelu_is_not_packed(embedder: Embedder) -> None:
