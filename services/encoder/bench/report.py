@@ -14,6 +14,27 @@ class Row:
     p50_ms: float | None = None
     p99_ms: float | None = None
     note: str = ""
+    # The in-process rates this row is read against, when re-measured around it (else the report's).
+    reference: Reference | None = None
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Baseline and naive in-process rates, measured just before and just after a service row, averaged.
+
+    The machine's speed drifts over a run of minutes (by 20% here): a row read against rates taken
+    at its side is read against the machine it ran on.
+    """
+
+    baseline_per_second: float
+    naive_per_second: float
+
+    @staticmethod
+    def around(before: Reference, after: Reference) -> Reference:
+        return Reference(
+            (before.baseline_per_second + after.baseline_per_second) / 2,
+            (before.naive_per_second + after.naive_per_second) / 2,
+        )
 
 
 @dataclass
@@ -45,9 +66,10 @@ class Report:
         for row in self.rows:
             rate = base = naive = p50 = p99 = ""
             if row.per_second is not None:
+                reference = row.reference or Reference(self.baseline_per_second, self.naive_per_second)
                 rate = f"{row.per_second:9.1f}"
-                base = f"{row.per_second / self.baseline_per_second:7.2f}" if self.baseline_per_second else ""
-                naive = f"{row.per_second / self.naive_per_second:8.2f}" if self.naive_per_second else ""
+                base = f"{row.per_second / reference.baseline_per_second:7.2f}" if reference.baseline_per_second else ""
+                naive = f"{row.per_second / reference.naive_per_second:8.2f}" if reference.naive_per_second else ""
             if row.p50_ms is not None:
                 p50 = f"{row.p50_ms:8.1f}"
             if row.p99_ms is not None:
