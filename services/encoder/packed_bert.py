@@ -9,9 +9,10 @@ cost, whatever the mix of lengths: 28% of a 16-text pass's tokens were padding w
 hand were split by length, about 6% when 2,000 were sorted at once (MovieLens titles and tags).
 
 Only what this module reproduces exactly is run this way: a sentence-transformers model whose first
-module is a BertModel with absolute positions and GELU, followed by mean pooling; the modules after the
-pooling (Normalize, Dense) run as they are. `Embedder` checks its rows against the model's own
-forward pass at start and keeps the padded pass otherwise.
+module is a BertModel with absolute positions and GELU, followed by mean pooling; a lone Normalize
+after the pooling runs inside the pass, any other modules after it (Dense, ...) run as they are.
+`Embedder` checks its rows against the model's own forward pass at start and keeps the padded pass
+otherwise.
 """
 
 from __future__ import annotations

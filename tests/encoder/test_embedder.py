@@ -7,6 +7,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pytest
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.models import Pooling
 
@@ -72,6 +73,29 @@ def test_the_packed_pass_is_compiled_and_gives_the_same_rows_in_one_call_or_laye
     assert cosines(in_one_call, st_encode(embedder, TEXTS)).min() >= 0.99999
     # The shipped model ends in Normalize, which the compiled pass takes in.
     np.testing.assert_allclose(np.linalg.norm(in_one_call, axis=1), 1.0, rtol=0, atol=1e-5)
+
+
+def test_where_torchscript_cannot_compile_the_same_modules_run_eagerly_with_the_same_rows(
+    embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    tokenized = embedder.tokenize(TEXTS)
+    ids, types = [t.ids or [] for t in tokenized], [t.type_ids or [] for t in tokenized]
+    compiled = PackedBert(embedder.model)
+
+    def refuse(module: object) -> object:
+        raise RuntimeError("no TorchScript here")
+
+    monkeypatch.setattr(torch.jit, "script", refuse)
+    eager = PackedBert(embedder.model)
+
+    def rows(packed: PackedBert) -> np.ndarray:
+        with torch.inference_mode():
+            return packed.forward(ids, types).numpy()
+
+    assert compiled.compiled and not eager.compiled
+    np.testing.assert_allclose(embedder.thread.call(rows, eager), embedder.thread.call(rows, compiled), atol=1e-6)
 
 
 def test_a_model_whose_activation_is_not_gelu_is_not_packed(embedder: Embedder) -> None:
