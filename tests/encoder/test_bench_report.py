@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from recsys.encoder.bench.report import Reference, Report, Row
+from recsys.encoder.bench.report import Reference, Report, Row, Target
+from recsys.encoder.bench.scenarios import passes_in_process
+from recsys.encoder.tokenization import TokenizedText
 
 
 def test_a_row_measured_between_two_references_is_read_against_their_average() -> None:
@@ -22,3 +24,24 @@ def test_rows_with_a_reference_use_it_and_rows_without_use_the_reports_rates() -
 
     assert baseline_line.split()[1:4] == ["400.0", "1.00", "4.00"]
     assert service_line.split()[1:4] == ["270.0", "0.90", "3.60"]
+
+
+def test_a_target_prints_its_context_after_the_verdict() -> None:
+    report = Report("t", baseline_per_second=400.0, naive_per_second=100.0)
+    report.targets.append(Target("c64 / naive", 3.0, 4.0, context="the ceiling row: 3.40x naive"))
+    report.targets.append(Target("ingestion / baseline", 0.8, 0.7))
+
+    lines = report.render().splitlines()
+
+    assert "  NOT MET  c64 / naive: 3.00 (needs >= 4.00; the ceiling row: 3.40x naive)" in lines
+    assert "  met      ingestion / baseline: 0.80 (needs >= 0.70)" in lines
+
+
+def test_the_ceiling_runs_every_text_once_in_passes_sorted_by_length() -> None:
+    tokenized = [TokenizedText(f"t{n}", tokens) for n, tokens in enumerate([9, 3, 7, 1, 5])]
+    passes: list[list[int]] = []
+
+    rate = passes_in_process(lambda batch: passes.append([text.tokens for text in batch]), tokenized, 2)
+
+    assert passes == [[1, 3], [5, 7], [9]]
+    assert rate.count == 5

@@ -45,6 +45,7 @@ class Target:
     measured: float
     limit: float
     at_most: bool = False
+    context: str = ""  # a figure that helps read the verdict, printed after it
 
     @property
     def met(self) -> bool:
@@ -82,5 +83,8 @@ class Report:
             for target in self.targets:
                 verdict = "met" if target.met else "NOT MET"
                 bound = "<=" if target.at_most else ">="
-                lines.append(f"  {verdict:8} {target.what}: {target.measured:.2f} (needs {bound} {target.limit:.2f})")
+                context = f"; {target.context}" if target.context else ""
+                lines.append(
+                    f"  {verdict:8} {target.what}: {target.measured:.2f} (needs {bound} {target.limit:.2f}{context})"
+                )
         return "\n".join(lines)
