@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
+import pytest
 from qdrant_client import models
 from redis.asyncio import Redis
 
+from recsys.encoder import behavior_refresh
 from recsys.encoder.app import EncoderService
 from recsys.encoder.behavior import user_behavior
 from recsys.encoder.behavior_log import behavior_log_stream
@@ -129,26 +132,38 @@ async def test_items_the_new_model_no_longer_covers_lose_their_old_vector(
 
 
 async def test_ingestion_goes_on_while_a_refresh_factorizes(
-    start_encoder: StartEncoder, wait_consumed: WaitConsumed
+    start_encoder: StartEncoder, wait_consumed: WaitConsumed, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     encoder = await start_encoder(behavior_refresh_interactions=0, behavior_dims=64)
     await publish_items(encoder, wait_consumed)
-    # A log of 60,000 interactions makes the factorization take a while.
     log = behavior_log_stream(encoder.settings.stream_prefix)
     async with encoder.redis.pipeline(transaction=False) as pipe:
-        for n in range(60_000):
-            pipe.xadd(log, {"e": f"bulk{n}", "u": f"u{n % 3000}", "i": f"x{(n * 7919) % 4000}", "w": "1.0", "t": "0"})
+        for n in range(6_000):
+            pipe.xadd(log, {"e": f"bulk{n}", "u": f"u{n % 300}", "i": f"x{(n * 7919) % 400}", "w": "1.0", "t": "0"})
         await pipe.execute()
+    # The factorization holds until the interaction below is consumed: were it run on the event
+    # loop, nothing would be consumed meanwhile and wait_consumed would time out. (Timing it by the
+    # size of the log alone raced: on a fast machine the factorization ended first.)
+    consumed = threading.Event()
+
+    def held_fit(*args: Any) -> Any:
+        consumed.wait(timeout=20)
+        return real_fit(*args)
+
+    real_fit = behavior_refresh.fit
+    monkeypatch.setattr(behavior_refresh, "fit", held_fit)
     assert encoder.behavior_refresh is not None
     refresh = asyncio.create_task(encoder.behavior_refresh.refresh())
     while encoder.behavior_refresh.phase != "factorizing":
-        assert not refresh.done(), "the factorization was never seen running: it blocked the event loop"
+        assert not refresh.done(), "the refresh ended before it was seen factorizing"
         await asyncio.sleep(0.005)
-    await publish_interactions(encoder, wait_consumed, [("live-user", "a1")])
-
-    assert encoder.behavior_refresh.phase == "factorizing", "the interaction waited for the factorization"
+    try:
+        await asyncio.wait_for(publish_interactions(encoder, wait_consumed, [("live-user", "a1")]), timeout=30)
+        assert encoder.behavior_refresh.phase == "factorizing"
+    finally:
+        consumed.set()
     report = await refresh
-    assert report is not None and report.interactions == 60_000  # read before the live interaction arrived
+    assert report is not None and report.interactions == 6_000  # read before the live interaction arrived
 
 
 async def test_only_one_of_two_concurrent_refreshes_runs(
