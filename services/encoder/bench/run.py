@@ -49,7 +49,8 @@ class BenchSizes:
     batch_sizes: tuple[int, ...] = (16, 32, 64, 128)
     concurrencies: tuple[int, ...] = (1, 8, 64)
     texts_per_call: int = 32  # for the many-texts-per-call row (how a GPU is best fed)
-    pass_sizes: tuple[int, ...] = (16, 32, 64)  # texts per pass for the ceiling row (and the service's maximum)
+    # Texts per pass tried for the ceiling row, with RECSYS_BATCH_MAX_SIZE added and none above it.
+    pass_sizes: tuple[int, ...] = (16, 32, 64)
 
 
 class _References:
