@@ -1,22 +1,6 @@
-"""The vector store: one Qdrant client (server by URL, or embedded under the data folder) and the collection layout.
+"""The vector store: one Qdrant client (a server by URL, or embedded under the data folder) and its collections.
 
-Payload of an `items` point (written by the encoder, read by the recommender and monitor):
-    item_id, title, category, tags[], attributes{}, version, created_at, updated_at,
-    interaction_count (positive interactions seen), popularity (decayed sum of positive event
-    weights as of popularity_ts), popularity_ts, recent_event_ids[] (bounded), in_catalog, revision
-    (bumped by every interaction write: the compare-and-set guard), behavior_version (the
-    factorization the behavior vector comes from) and behavior_norm (the vector's strength, 0..1;
-    0 without one), both written only by the encoder's behavior refresh.
-An item seen in interactions before its item.upserted has a point with in_catalog=false,
-    version -1, its activity fields (and, after a refresh, a behavior vector) but no content; feeds never return it,
-    and the first item.upserted completes it in place (in_catalog=true).
-Payload of a `users` point:
-    user_id, event_count, last_event_ts, taste_norm, taste_ts, session_id, session_norm,
-    session_ts, behavior_norm, behavior_ts, behavior_version (the item model it was folded in
-    from), history[] ([item_id, weight, ts], oldest first, bounded), seen[] (item ids, bounded),
-    recent_event_ids[] (bounded), revision (the compare-and-set guard).
-The *_norm fields keep the length of the un-normalized accumulator: cosine collections store
-unit vectors, and decayed sums need their magnitude to add the next event correctly.
+What the collections hold is defined in recsys.shared.points.
 """
 
 from __future__ import annotations
@@ -28,15 +12,7 @@ from pathlib import Path
 from qdrant_client import AsyncQdrantClient, models
 
 from recsys.shared.logs import log_event
-
-ITEMS = "items"
-USERS = "users"
-
-# Named vectors. Content space: the text model's; behavior space: the collaborative one.
-CONTENT = "content"
-BEHAVIOR = "behavior"
-TASTE = "taste"
-SESSION = "session"
+from recsys.shared.points import ITEMS, USERS, collection_vectors, payload_indexes
 
 # SQLite journal mode and synchronous level of embedded Qdrant's files, by `embedded_sync`.
 _EMBEDDED_SYNC = {"normal": ("WAL", "NORMAL"), "full": ("DELETE", "FULL")}
@@ -73,11 +49,7 @@ class VectorStore:
 
     async def ensure_collections(self, content_dims: int, behavior_dims: int) -> None:
         """Creates the items and users collections when they do not exist yet."""
-        layouts = {
-            ITEMS: {CONTENT: content_dims, BEHAVIOR: behavior_dims},
-            USERS: {TASTE: content_dims, SESSION: content_dims, BEHAVIOR: behavior_dims},
-        }
-        for name, vectors in layouts.items():
+        for name, vectors in collection_vectors(content_dims, behavior_dims).items():
             if await self.client.collection_exists(name):
                 continue
             await self.client.create_collection(
@@ -91,11 +63,16 @@ class VectorStore:
         if self.embedded:
             self._set_embedded_sync()
             return  # embedded mode has no payload indexes (it scans) and warns when asked for one
-        # Indexes make attribute filters cheap on a server.
-        for field in ("item_id", "category", "tags"):
-            await self.client.create_payload_index(ITEMS, field, models.PayloadSchemaType.KEYWORD)
-        # Cold users get items ordered by popularity: order_by needs a range index on a server.
-        await self.client.create_payload_index(ITEMS, "popularity", models.PayloadSchemaType.FLOAT)
+        for collection in (ITEMS, USERS):
+            for key, index in payload_indexes(collection):
+                await self.client.create_payload_index(collection, key, models.PayloadSchemaType(index))
+
+    async def collections_exist(self) -> bool:
+        """Whether the store answers and holds both collections (the encoder's text role creates them)."""
+        try:
+            return await self.client.collection_exists(ITEMS) and await self.client.collection_exists(USERS)
+        except Exception:  # a store failing mid-check is just not ready yet
+            return False
 
     def _set_embedded_sync(self) -> None:
         """How embedded Qdrant's SQLite files commit: "full" syncs every point to disk, "normal" writes a WAL.

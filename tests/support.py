@@ -79,6 +79,14 @@ def redis_cli(server: RedisServer, *args: str, stdin: bytes | None = None) -> st
     return result.stdout.decode().strip()
 
 
+def wait_for(condition: Callable[[], object], timeout_s: float, what: str) -> None:
+    """Polls a check until it holds, in a test that drives processes of its own; fails naming what never happened."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} not reached within {timeout_s:.0f} s"
+        time.sleep(0.05)
+
+
 async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 60.0, what: str = "condition") -> None:
     """Polls an async check until it holds; fails naming what never happened."""
     deadline = asyncio.get_running_loop().time() + timeout_s

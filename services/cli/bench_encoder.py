@@ -27,9 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from recsys.cli.demo import demo_catalog
-    from recsys.encoder.bench.corpus import movielens_items
-    from recsys.encoder.bench.run import BenchSizes, run_bench
     from recsys.shared.settings import ConnectionSettings
+    from recsys.tools.encoder_bench.corpus import movielens_items
+    from recsys.tools.encoder_bench.run import BenchSizes, run_bench
 
     chosen = {
         "texts": args.texts,

@@ -18,7 +18,7 @@ from recsys.cli.runner import RunningSystem, start_system, wait_ready
 from recsys.shared.api import common_pb2
 from recsys.shared.client import EventPublisher, MonitorClient, RecommenderClient
 from recsys.shared.ids import point_id
-from recsys.shared.store import ITEMS, USERS
+from recsys.shared.points import ITEMS, USERS, ItemField, UserField
 
 HELP = "run the whole system on a small built-in catalog and traffic, then print three feeds"
 QUIET = True
@@ -91,12 +91,14 @@ async def _ingest(system: RunningSystem, publisher: EventPublisher, catalog: lis
 
     async def traffic_applied() -> bool:
         users = await system.store.client.retrieve(USERS, [point_id(DEMO_USER)])
-        return bool(users) and (users[0].payload or {}).get("event_count", 0) >= expected
+        return bool(users) and UserField.EVENT_COUNT.read(users[0].payload) >= expected
 
     await _wait_until(traffic_applied, "interaction ingestion")
 
     async def behavior_fitted() -> bool:
-        fitted = models.Filter(must=[models.FieldCondition(key="behavior_version", range=models.Range(gt=0))])
+        fitted = models.Filter(
+            must=[models.FieldCondition(key=ItemField.BEHAVIOR_VERSION.key, range=models.Range(gt=0))]
+        )
         return (await system.store.client.count(ITEMS, count_filter=fitted, exact=True)).count > 0
 
     # The collaborative model is refit after the demo traffic (RECSYS_BEHAVIOR_REFRESH_INTERACTIONS).

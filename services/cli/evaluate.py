@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from recsys.encoder.settings import EncoderSettings
-    from recsys.evaluation.run import EvalConfig, evaluate, format_report
+    from recsys.tools.evaluation.run import EvalConfig, evaluate, format_report
 
     encoder = EncoderSettings()
     if args.users is not None and args.users < 1:

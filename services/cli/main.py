@@ -23,6 +23,7 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("eval",): "recsys.cli.evaluate",
     ("report",): "recsys.cli.report",
     ("bench", "drift"): "recsys.cli.bench_drift",
+    ("bench", "roles"): "recsys.cli.bench_roles",
 }
 
 

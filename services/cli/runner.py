@@ -8,6 +8,7 @@ from typing import Literal
 
 from redis.asyncio import Redis
 
+from recsys.encoder.roles import EncoderRole
 from recsys.shared.lifecycle import Service
 from recsys.shared.settings import ConnectionSettings
 from recsys.shared.store import VectorStore
@@ -41,10 +42,12 @@ class RunningSystem:
 async def start_system(
     names: tuple[ServiceName, ...] = SERVICE_NAMES,
     overrides: dict[str, object] | None = None,
+    encoder_role: EncoderRole = EncoderRole.ALL,
 ) -> RunningSystem:
     """Starts the named services in order (encoder, recommender, monitor) and returns them running.
 
-    `overrides` replaces settings fields (ports, data_dir, stream_prefix...) on top of RECSYS_* variables.
+    `overrides` replaces settings fields (ports, data_dir, stream_prefix...) on top of RECSYS_* variables;
+    `encoder_role` picks the encoder's roles.
     """
     # Imported here so that `recsys run recommender` never imports torch.
     overrides = dict(overrides or {})
@@ -56,10 +59,11 @@ async def start_system(
     system = RunningSystem(settings=connection, store=store, redis=redis)
     try:
         if "encoder" in names:
-            from recsys.encoder.app import EncoderService
+            from recsys.encoder.service import EncoderService
             from recsys.encoder.settings import EncoderSettings
 
-            encoder = EncoderService(EncoderSettings(**overrides), store, redis)  # type: ignore[arg-type]
+            settings = EncoderSettings(**overrides)  # type: ignore[arg-type]
+            encoder = EncoderService(settings, store, redis, role=encoder_role)
             await encoder.start()
             system.services["encoder"] = encoder
             # In one process the recommender embeds queries with the encoder next to it.

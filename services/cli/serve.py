@@ -10,6 +10,7 @@ import signal
 from pathlib import Path
 
 from recsys.cli.runner import ServiceName, start_system
+from recsys.encoder.roles import EncoderRole
 from recsys.shared.logs import log_event
 
 _log = logging.getLogger(__name__)
@@ -20,22 +21,31 @@ QUIET = False
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("service", choices=["all", "encoder", "recommender", "monitor"])
+    parser.add_argument(
+        "--role",
+        choices=[role.value for role in EncoderRole],
+        default=EncoderRole.ALL.value,
+        help="encoder only: the text role (model, Embed, items), the interactions role (no model), or both",
+    )
     parser.add_argument("--data-dir", type=Path, help="embedded Qdrant and monitor state (RECSYS_DATA_DIR)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.role != EncoderRole.ALL and args.service != "encoder":
+        print("--role applies to `recsys run encoder` only")
+        return 2
     overrides: dict[str, object] = {"data_dir": args.data_dir} if args.data_dir else {}
     names: tuple[ServiceName, ...] = ("encoder", "recommender", "monitor") if args.service == "all" else (args.service,)
-    asyncio.run(serve(names, overrides))
+    asyncio.run(serve(names, overrides, EncoderRole(args.role)))
     return 0
 
 
-async def serve(names: tuple[ServiceName, ...], overrides: dict[str, object]) -> None:
+async def serve(names: tuple[ServiceName, ...], overrides: dict[str, object], role: EncoderRole) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    system = await start_system(names, overrides)
+    system = await start_system(names, overrides, encoder_role=role)
     # What the services loaded at start (a model, clients: millions of objects) lives as long as the
     # process; out of the garbage collector's sight, full collections stay short (scanning it all
     # paused the encoder for up to 300 ms).

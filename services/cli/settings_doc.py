@@ -23,7 +23,9 @@ def run(args: argparse.Namespace) -> int:
 # (section title, module, class); the services' classes only list what they add.
 SETTINGS_CLASSES = [
     ("All services", "recsys.shared.settings", "ConnectionSettings"),
-    ("Encoder", "recsys.encoder.settings", "EncoderSettings"),
+    ("Encoder, text role", "recsys.encoder.text.settings", "TextSettings"),
+    ("Encoder, interactions role", "recsys.encoder.interactions.settings", "InteractionSettings"),
+    ("Encoder, either role: its server", "recsys.encoder.settings", "EncoderSettings"),
     ("Recommender", "recsys.recommender.settings", "RecommenderSettings"),
     ("Monitor", "recsys.monitor.settings", "MonitorSettings"),
 ]

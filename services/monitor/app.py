@@ -31,6 +31,7 @@ from recsys.shared.errors import InvalidRequest, Unavailable
 from recsys.shared.events import EmbeddingNotice, MalformedEvent, parse_interaction
 from recsys.shared.grpc_server import GrpcServer
 from recsys.shared.logs import log_event
+from recsys.shared.metrics_endpoint import MetricsEndpoint
 from recsys.shared.store import VectorStore
 from recsys.shared.streams import ConsumerPolicy, StreamSubscriptions
 
@@ -88,12 +89,17 @@ class MonitorService:
         self._tasks: list[asyncio.Task[None]] = []
         self._port = 0
         self.metrics = MonitorMetrics()
-        self.metrics_port = 0
+        self._metrics_endpoint = MetricsEndpoint(self.metrics.registry)
 
     @property
     def port(self) -> int:
         """The bound gRPC port (after start)."""
         return self._port
+
+    @property
+    def metrics_port(self) -> int:
+        """The bound Prometheus port (0 before start or when metrics are off)."""
+        return self._metrics_endpoint.port
 
     async def start(self) -> None:
         try:
@@ -113,7 +119,7 @@ class MonitorService:
         monitor_pb2_grpc.add_MonitorServiceServicer_to_server(MonitorServicer(self), self._grpc.server)
         self._port = await self._grpc.start()
         if self.settings.metrics_port >= 0:
-            self.metrics_port = self.metrics.serve(self.settings.monitor_host, self.settings.metrics_port)
+            self._metrics_endpoint.serve(self.settings.monitor_host, self.settings.metrics_port)
         self._source.start()
         self._subscriptions = StreamSubscriptions(
             self.settings.redis_url,
@@ -167,7 +173,7 @@ class MonitorService:
         if self._grpc is not None:
             await self._grpc.stop(self.settings.grpc_grace_s)
             self._grpc = None
-        self.metrics.close()
+        self._metrics_endpoint.close()
 
     async def handle_notice(self, fields: dict[str, str], entry_id: str) -> None:
         """One `recsys:embeddings` entry: a stored vector changed or was deleted."""

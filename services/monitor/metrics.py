@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from wsgiref.simple_server import WSGIServer
-
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from recsys.monitor.anomalies import Anomaly
 from recsys.monitor.drift import DriftReport
@@ -56,7 +54,6 @@ class MonitorMetrics:
             "recsys_window_vectors", "Vectors in a window", ["space", "window"], registry=self.registry
         )
         self.anomalies = Counter("recsys_anomalies", "Anomalies found", ["space", "kind"], registry=self.registry)
-        self._server: WSGIServer | None = None
 
     def record_report(self, report: DriftReport) -> None:
         self.window_size.labels(report.space, "reference").set(report.reference_size)
@@ -81,14 +78,3 @@ class MonitorMetrics:
 
     def record_anomaly(self, anomaly: Anomaly) -> None:
         self.anomalies.labels(anomaly.space, anomaly.kind.value).inc()
-
-    def serve(self, host: str, port: int) -> int:
-        """Serves /metrics on a thread; returns the bound port (port 0 picks a free one)."""
-        self._server, _ = start_http_server(port, addr=host, registry=self.registry)
-        return int(self._server.server_port)
-
-    def close(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None

@@ -5,10 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from recsys.shared.errors import InvalidRequest
-from recsys.shared.store import BEHAVIOR, CONTENT, ITEMS, TASTE, USERS
-
-# The item payload field naming the factorization an item's behavior vector was computed in.
-BEHAVIOR_VERSION_FIELD = "behavior_version"
+from recsys.shared.points import BEHAVIOR, CONTENT, ITEMS, TASTE, USERS, ItemField, PayloadField
 
 
 @dataclass(frozen=True)
@@ -24,7 +21,7 @@ class Space:
     outliers_checked: bool = False
     # The payload field holding the basis version of the vector, for spaces whose basis is
     # recomputed (vectors of two versions live in different bases and must never be compared).
-    version_field: str = ""
+    version_field: PayloadField[int | None] | None = None
 
     @property
     def name(self) -> str:
@@ -33,7 +30,7 @@ class Space:
 
 SPACES: tuple[Space, ...] = (
     Space(ITEMS, CONTENT, near_duplicates_checked=True, outliers_checked=True),
-    Space(ITEMS, BEHAVIOR, outliers_checked=True, version_field=BEHAVIOR_VERSION_FIELD),
+    Space(ITEMS, BEHAVIOR, outliers_checked=True, version_field=ItemField.BEHAVIOR_VERSION),
     Space(USERS, TASTE),
 )
 SPACE_NAMES: tuple[str, ...] = tuple(space.name for space in SPACES)

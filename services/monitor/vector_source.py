@@ -95,7 +95,7 @@ class VectorSource:
                     space.collection,
                     ids,
                     with_vectors=[space.vector],
-                    with_payload=[space.version_field] if space.version_field else False,
+                    with_payload=[space.version_field.key] if space.version_field else False,
                 )
             except Exception as exc:  # every reader gets the failure; their entries are retried
                 log_event(
@@ -117,5 +117,5 @@ def _stored(stored: object, payload: dict[str, object] | None, space: Space) -> 
     values = stored.get(space.vector)
     if values is None:
         return None
-    version = (payload or {}).get(space.version_field) if space.version_field else None
+    version = space.version_field.read(payload) if space.version_field else None
     return StoredVector(np.asarray(values, dtype=np.float32), "" if version is None else str(version))

@@ -14,7 +14,8 @@ from recsys.shared.api import recommender_pb2_grpc
 from recsys.shared.client import EncoderClient
 from recsys.shared.grpc_server import GrpcServer
 from recsys.shared.logs import log_event
-from recsys.shared.store import ITEMS, USERS, VectorStore
+from recsys.shared.points import ITEMS, USERS
+from recsys.shared.store import VectorStore
 
 _log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Score blending over a whole candidate set at once: signal arrays and weights in, scores and their parts out.
 
 The recommender calls these on the candidates it fetched; the offline evaluation calls the same
-functions on the whole catalog (recsys.evaluation), so the figures it prints are this code's.
+functions on the whole catalog (recsys.tools.evaluation), so the figures it prints are this code's.
 """
 
 from __future__ import annotations

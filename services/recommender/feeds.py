@@ -7,7 +7,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Protocol, cast
 
 import numpy as np
 from qdrant_client import models
@@ -20,7 +20,6 @@ from recsys.recommender.blending import (
     SEARCH,
     Blend,
     Candidates,
-    ForYouWeights,
     UserQuery,
     blend,
     decayed_popularity,
@@ -39,22 +38,25 @@ from recsys.recommender.recommendations import Feed, Recommendation, Strategy
 from recsys.recommender.settings import RecommenderSettings
 from recsys.shared.errors import InvalidRequest, NotFound, Unavailable
 from recsys.shared.ids import point_id
-from recsys.shared.store import ITEMS, SESSION, TASTE, USERS, VectorStore
+from recsys.shared.points import ITEMS, SESSION, TASTE, USERS, ItemField, UserField, keys
+from recsys.shared.store import VectorStore
 
 # Only what ranking and display need: item points also carry bounded event-id lists.
-_ITEM_FIELDS = [
-    "item_id",
-    "title",
-    "category",
-    "interaction_count",
-    "popularity",
-    "popularity_ts",
-    "in_catalog",
-    "created_at",
-    "behavior_norm",
-    "behavior_version",
-]
-_USER_FIELDS = ["user_id", "seen", "event_count", "behavior_version"]
+_ITEM_FIELDS = keys(
+    [
+        ItemField.ITEM_ID,
+        ItemField.TITLE,
+        ItemField.CATEGORY,
+        ItemField.INTERACTION_COUNT,
+        ItemField.POPULARITY,
+        ItemField.POPULARITY_TS,
+        ItemField.IN_CATALOG,
+        ItemField.CREATED_AT,
+        ItemField.BEHAVIOR_NORM,
+        ItemField.BEHAVIOR_VERSION,
+    ]
+)
+_USER_FIELDS = keys([UserField.USER_ID, UserField.SEEN, UserField.EVENT_COUNT, UserField.BEHAVIOR_VERSION])
 
 Point = models.ScoredPoint | models.Record
 
@@ -118,13 +120,13 @@ class Feeds:
         served = self._served(controls, limit)
         lam = validate_lambda(controls.mmr_lambda if controls.mmr_lambda is not None else self._settings.mmr_lambda)
         seed = await self._retrieve(ITEMS, item_id, _ITEM_FIELDS)
-        if seed is None or _payload(seed).get("in_catalog") is False:
+        if seed is None or not ItemField.IN_CATALOG.read(seed.payload):
             raise NotFound(f"item {item_id!r} not found")
         seed_vectors = _named_vectors(seed)
-        seed_version = _optional_int(_payload(seed).get("behavior_version"))
+        seed_version = ItemField.BEHAVIOR_VERSION.read(seed.payload)
         seed_behavior = seed_vectors.get(BEHAVIOR) if seed_version is not None else None
         weights = similar_items_weights(
-            _int(_payload(seed).get("interaction_count")), self._settings.behavior_evidence_k
+            ItemField.INTERACTION_COUNT.read(seed.payload), self._settings.behavior_evidence_k
         )
         weights.update(_checked_overrides(controls.weights, {CONTENT, BEHAVIOR}))
         query_filter = to_qdrant_filter(item_filter or ItemFilter(), [item_id, *excluded, *served])
@@ -161,19 +163,19 @@ class Feeds:
         share = controls.fresh_share if controls.fresh_share is not None else self._settings.fresh_share
         if not 0.0 <= share <= 1.0:
             raise InvalidRequest(f"fresh_share must be between 0 and 1, got {share}")
-        weights = self._for_you_weights().overridden(controls.weights)
+        weights = self._settings.for_you_weights().overridden(controls.weights)
         user = await self._retrieve(USERS, user_id, _USER_FIELDS)
-        payload = _payload(user) if user is not None else {}
+        payload = user.payload if user is not None else None
         vectors = _named_vectors(user) if user is not None else {}
-        version = _optional_int(payload.get("behavior_version"))
+        version = UserField.BEHAVIOR_VERSION.read(payload)
         query = UserQuery(
             taste=_array(vectors.get(TASTE)),
             session=_array(vectors.get(SESSION)),
             behavior=_array(vectors.get(BEHAVIOR)) if version is not None else None,
-            events=_int(payload.get("event_count")),
+            events=UserField.EVENT_COUNT.read(payload),
         )
         exclude_seen = controls.exclude_seen if controls.exclude_seen is not None else self._settings.exclude_seen
-        seen = [s for s in payload.get("seen") or [] if isinstance(s, str)] if exclude_seen else []
+        seen = UserField.SEEN.read(payload) if exclude_seen else []
         query_filter = to_qdrant_filter(item_filter, [*excluded, *served, *seen])
         pool = self._settings.pool_size(limit)
         fresh_points = await self._fresh_points(fresh_slots(limit, share), query, query_filter)
@@ -216,30 +218,19 @@ class Feeds:
         points = await self._nearest(CONTENT, vector, limit, query_filter, with_vectors=False)
         items = []
         for point in points:
-            payload = _payload(point)
-            item_id = payload.get("item_id")
-            if isinstance(item_id, str) and item_id:
+            item_id = ItemField.ITEM_ID.read(point.payload)
+            if item_id:
                 items.append(
                     Recommendation(
                         item_id=item_id,
                         score=point.score,
                         score_parts={SEARCH: point.score},
-                        title=str(payload.get("title") or ""),
-                        category=str(payload.get("category") or ""),
+                        title=ItemField.TITLE.read(point.payload),
+                        category=ItemField.CATEGORY.read(point.payload),
                     )
                 )
         items.sort(key=lambda r: (-r.score, r.item_id))
         return Feed(items[:limit], Strategy.SEARCH)
-
-    def _for_you_weights(self) -> ForYouWeights:
-        settings = self._settings
-        return ForYouWeights(
-            behavior=settings.user_behavior_weight,
-            taste=settings.taste_weight,
-            session=settings.session_weight,
-            popularity=settings.popularity_weight,
-            evidence_k=settings.user_evidence_k,
-        )
 
     def _served(self, controls: FeedControls, limit: int) -> list[str]:
         served = decode_token(controls.page_token, self._settings.max_page_depth)
@@ -289,11 +280,11 @@ class Feeds:
         settings = self._settings
         unique: dict[str, Point] = {}
         for point in points:
-            item_id = _payload(point).get("item_id")
-            if isinstance(item_id, str) and item_id and item_id not in unique:
+            item_id = ItemField.ITEM_ID.read(point.payload)
+            if item_id and item_id not in unique:
                 unique[item_id] = point
         chosen = list(unique.values())
-        payloads = [_payload(p) for p in chosen]
+        payloads = [p.payload for p in chosen]
         named = [_named_vectors(p) for p in chosen]
         content_dims = next((len(v[CONTENT]) for v in named if CONTENT in v), 1)
         behavior_dims = next((len(v[BEHAVIOR]) for v in named if BEHAVIOR in v), 1)
@@ -303,33 +294,31 @@ class Feeds:
         for row, (vectors, payload) in enumerate(zip(named, payloads, strict=True)):
             if CONTENT in vectors:
                 content[row] = vectors[CONTENT]
-            item_version = _optional_int(payload.get("behavior_version"))
+            item_version = ItemField.BEHAVIOR_VERSION.read(payload)
             if BEHAVIOR in vectors and item_version is not None and item_version == version:
                 behavior[row] = vectors[BEHAVIOR]
                 has_behavior[row] = True
-        stored = np.asarray([_float(p.get("popularity")) for p in payloads])
-        stamps = np.asarray([_optional_float(p.get("popularity_ts")) for p in payloads], dtype=np.float64)
+        stored = np.asarray([ItemField.POPULARITY.read(p) for p in payloads])
+        stamps = np.asarray([ItemField.POPULARITY_TS.read(p) for p in payloads], dtype=np.float64)
         prior = popularity_prior(
             decayed_popularity(stored, stamps, now, settings.popularity_half_life_days), settings.popularity_midpoint
         )
-        created = np.asarray([_optional_float(p.get("created_at")) for p in payloads], dtype=np.float64)
-        counts = np.asarray([_int(p.get("interaction_count")) for p in payloads])
-        fresh = (counts < settings.fresh_max_interactions) & (
-            np.nan_to_num(created, nan=-np.inf) >= now - settings.fresh_max_age_days * 86_400.0
-        )
+        created = np.asarray([ItemField.CREATED_AT.read(p) for p in payloads], dtype=np.float64)
+        counts = np.asarray([ItemField.INTERACTION_COUNT.read(p) for p in payloads])
+        fresh = (counts < settings.fresh_max_interactions) & (created >= now - settings.fresh_max_age_days * 86_400.0)
         candidates = Candidates.of(
-            [str(p["item_id"]) for p in payloads],
+            list(unique),
             content,
             np.asarray([CONTENT in v for v in named], dtype=bool),
             behavior,
             has_behavior,
-            np.asarray([_float(p.get("behavior_norm")) for p in payloads]),
+            np.asarray([ItemField.BEHAVIOR_NORM.read(p) for p in payloads]),
             prior,
         )
         return _Pool(
             candidates,
-            [str(p.get("title") or "") for p in payloads],
-            [str(p.get("category") or "") for p in payloads],
+            [ItemField.TITLE.read(p) for p in payloads],
+            [ItemField.CATEGORY.read(p) for p in payloads],
             fresh,
         )
 
@@ -342,11 +331,14 @@ class Feeds:
             must=[
                 query_filter,
                 models.FieldCondition(
-                    key="created_at", range=models.Range(gte=self._clock() - settings.fresh_max_age_days * 86_400.0)
+                    key=ItemField.CREATED_AT.key,
+                    range=models.Range(gte=self._clock() - settings.fresh_max_age_days * 86_400.0),
                 ),
             ],
             must_not=[
-                models.FieldCondition(key="interaction_count", range=models.Range(gte=settings.fresh_max_interactions))
+                models.FieldCondition(
+                    key=ItemField.INTERACTION_COUNT.key, range=models.Range(gte=settings.fresh_max_interactions)
+                )
             ],
         )
         pool = self._settings.pool_size(slots)
@@ -356,7 +348,9 @@ class Feeds:
         async with _store_errors():
             response = await self._client.query_points(
                 ITEMS,
-                query=models.OrderByQuery(order_by=models.OrderBy(key="created_at", direction=models.Direction.DESC)),
+                query=models.OrderByQuery(
+                    order_by=models.OrderBy(key=ItemField.CREATED_AT.key, direction=models.Direction.DESC)
+                ),
                 query_filter=fresh_filter,
                 limit=pool,
                 with_payload=_ITEM_FIELDS,
@@ -374,7 +368,9 @@ class Feeds:
         async with _store_errors():
             response = await self._client.query_points(
                 ITEMS,
-                query=models.OrderByQuery(order_by=models.OrderBy(key="popularity", direction=models.Direction.DESC)),
+                query=models.OrderByQuery(
+                    order_by=models.OrderBy(key=ItemField.POPULARITY.key, direction=models.Direction.DESC)
+                ),
                 query_filter=query_filter,
                 limit=pool,
                 with_payload=_ITEM_FIELDS,
@@ -383,7 +379,9 @@ class Feeds:
         points: list[Point] = list(response.points)
         if len(points) < pool:
             # An order_by query skips points without the key: items nobody engaged with come last.
-            unranked: list[models.Condition] = [models.IsEmptyCondition(is_empty=models.PayloadField(key="popularity"))]
+            unranked: list[models.Condition] = [
+                models.IsEmptyCondition(is_empty=models.PayloadField(key=ItemField.POPULARITY.key))
+            ]
             unranked.append(query_filter)
             async with _store_errors():
                 records, _ = await self._client.scroll(
@@ -474,10 +472,6 @@ def _checked_overrides(overrides: Mapping[str, float], allowed: set[str]) -> dic
     return checked
 
 
-def _payload(point: Point) -> dict[str, Any]:
-    return point.payload or {}
-
-
 def _named_vectors(point: Point) -> dict[str, list[float]]:
     vectors = point.vector
     if not isinstance(vectors, dict):
@@ -492,20 +486,3 @@ def _named_vectors(point: Point) -> dict[str, list[float]]:
 
 def _array(values: list[float] | None) -> np.ndarray | None:
     return np.asarray(values, dtype=np.float32) if values is not None else None
-
-
-def _float(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
-
-
-def _optional_float(value: Any) -> float:
-    """The number, or NaN when absent."""
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else float("nan")
-
-
-def _optional_int(value: Any) -> int | None:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _int(value: Any) -> int:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0

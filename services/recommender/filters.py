@@ -8,9 +8,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from recsys.shared.errors import InvalidRequest
+from recsys.shared.points import ItemField, attribute_key
 
-ATTRIBUTE_PREFIX = "attributes."
-KEYWORD_FIELDS = ("category", "tags")
+# A filter names its field by its payload key: category, tags, or attributes.<name>.
+ATTRIBUTE_PREFIX = attribute_key("")
+KEYWORD_FIELDS = (ItemField.CATEGORY.key, ItemField.TAGS.key)
 MAX_CONDITIONS = 32
 MAX_ANY_OF_VALUES = 1024
 MAX_VALUE_CHARS = 1024

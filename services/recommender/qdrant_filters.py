@@ -9,10 +9,11 @@ from qdrant_client import models
 
 from recsys.recommender.filters import Condition, ItemFilter
 from recsys.shared.ids import point_id
+from recsys.shared.points import ItemField
 
 # Items known only from interactions (their item.upserted has not arrived yet) carry activity but
 # no catalog entry; no feed may return them.
-NOT_IN_CATALOG = models.FieldCondition(key="in_catalog", match=models.MatchValue(value=False))
+NOT_IN_CATALOG = models.FieldCondition(key=ItemField.IN_CATALOG.key, match=models.MatchValue(value=False))
 
 
 def to_qdrant_filter(item_filter: ItemFilter, excluded_item_ids: Iterable[str] = ()) -> models.Filter:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from recsys.recommender.blending import ForYouWeights
 from recsys.shared.settings import ConnectionSettings
 
 
@@ -65,6 +66,16 @@ class RecommenderSettings(ConnectionSettings):
     popularity_midpoint: float = Field(
         20.0, gt=0, description="The decayed popularity that gets a prior of 0.5; the prior is log-scaled into 0..1."
     )
+
+    def for_you_weights(self) -> ForYouWeights:
+        """The ForYou blend these settings give (before per-request overrides)."""
+        return ForYouWeights(
+            behavior=self.user_behavior_weight,
+            taste=self.taste_weight,
+            session=self.session_weight,
+            popularity=self.popularity_weight,
+            evidence_k=self.user_evidence_k,
+        )
 
     def pool_size(self, limit: int) -> int:
         """How many candidates each signal fetches for a request of `limit` items."""

@@ -87,7 +87,7 @@ def test_image_user_is_the_non_root_user_the_pods_run_as(runtime: list[Instructi
     uid, _, gid = users[-1].partition(":")
     # Numeric, so that the kubelet can check runAsNonRoot without reading /etc/passwd.
     assert uid.isdigit() and int(uid) != 0
-    for service in ("encoder", "recommender", "monitor"):
+    for service in ("encoder-text", "encoder-interactions", "recommender", "monitor"):
         security = pod_spec(find(base, "Deployment", service))["securityContext"]
         assert security["runAsUser"] == int(uid), service
         assert security["runAsGroup"] == int(gid or uid), service
@@ -136,5 +136,6 @@ def test_image_runs_offline_with_its_state_where_the_pods_mount_a_volume(
     # With a read-only root, every cache must point into the /tmp volume.
     for variable in ("XDG_CACHE_HOME", "HF_HOME"):
         assert env[variable].startswith("/tmp/"), variable
-    mounts = {m["mountPath"] for m in container(find(base, "Deployment", "encoder"), "encoder")["volumeMounts"]}
-    assert {"/tmp", env["RECSYS_DATA_DIR"]} <= mounts
+    for role in ("encoder-text", "encoder-interactions"):
+        mounts = {m["mountPath"] for m in container(find(base, "Deployment", role), "encoder")["volumeMounts"]}
+        assert {"/tmp", env["RECSYS_DATA_DIR"]} <= mounts, role

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -36,17 +37,47 @@ from tests.deploy.manifests import (
 # kubernetes-validate knows, so that both a field too new and an API since removed are caught.
 KUBERNETES_VERSIONS = ["1.30.0", kubernetes_validate.utils.latest_version()]
 
-GRPC_SERVICES = {
-    "encoder": encoder_pb2.DESCRIPTOR.services_by_name["EncoderService"].full_name,
-    "recommender": recommender_pb2.DESCRIPTOR.services_by_name["RecommenderService"].full_name,
-    "monitor": monitor_pb2.DESCRIPTOR.services_by_name["MonitorService"].full_name,
-}
 
-SETTINGS: dict[str, type[ConnectionSettings]] = {
-    "encoder": EncoderSettings,
-    "recommender": RecommenderSettings,
-    "monitor": MonitorSettings,
+@dataclass(frozen=True)
+class Workload:
+    """One Deployment of a recsys service: how it is run and what it serves."""
+
+    service: str  # the recsys service it runs (its settings class, its RECSYS_<SERVICE>_PORT)
+    args: tuple[str, ...]
+    settings: type[ConnectionSettings]
+    # What readiness asks for: the gRPC API the pods serve ("" = the whole server, for a role without an API).
+    readiness_service: str
+    # The Service clients reach it by (None: nothing calls it).
+    client_service: str | None
+    container: str = ""
+
+    @property
+    def container_name(self) -> str:
+        return self.container or self.service
+
+
+ENCODER_API = encoder_pb2.DESCRIPTOR.services_by_name["EncoderService"].full_name
+WORKLOADS = {
+    "encoder-text": Workload("encoder", ("run", "encoder", "--role", "text"), EncoderSettings, ENCODER_API, "encoder"),
+    "encoder-interactions": Workload(
+        "encoder", ("run", "encoder", "--role", "interactions"), EncoderSettings, "", None
+    ),
+    "recommender": Workload(
+        "recommender",
+        ("run", "recommender"),
+        RecommenderSettings,
+        recommender_pb2.DESCRIPTOR.services_by_name["RecommenderService"].full_name,
+        "recommender",
+    ),
+    "monitor": Workload(
+        "monitor",
+        ("run", "monitor"),
+        MonitorSettings,
+        monitor_pb2.DESCRIPTOR.services_by_name["MonitorService"].full_name,
+        "monitor",
+    ),
 }
+ENCODER_ROLES = ("encoder-text", "encoder-interactions")
 
 CUSTOM_RESOURCE_GROUPS = {"keda.sh"}
 
@@ -75,10 +106,16 @@ def _port_env(service: str) -> str:
     return f"RECSYS_{service.upper()}_PORT"
 
 
-def _served_port(documents: list[Manifest], service: str) -> int:
-    values = env_values(find(documents, "Deployment", service), service, documents)
-    assert _port_env(service) in values, f"{service} does not set {_port_env(service)}: its port would be implicit"
-    return int(values[_port_env(service)])
+def _env(documents: list[Manifest], name: str) -> dict[str, str]:
+    """The plain environment of a recsys Deployment's container."""
+    return env_values(find(documents, "Deployment", name), WORKLOADS[name].container_name, documents)
+
+
+def _served_port(documents: list[Manifest], name: str) -> int:
+    variable = _port_env(WORKLOADS[name].service)
+    values = _env(documents, name)
+    assert variable in values, f"{name} does not set {variable}: its port would be implicit"
+    return int(values[variable])
 
 
 def _service_port(documents: list[Manifest], name: str, port: int) -> int:
@@ -102,7 +139,7 @@ def test_base_documents_validate_against_the_kubernetes_schemas(base: list[Manif
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 def test_production_documents_validate_except_the_custom_resources(production: list[Manifest], version: str) -> None:
     custom = [d for d in production if _group(d) in CUSTOM_RESOURCE_GROUPS]
-    assert {(d["kind"], d["metadata"]["name"]) for d in custom} == {("ScaledObject", "encoder")}
+    assert {(d["kind"], d["metadata"]["name"]) for d in custom} == {("ScaledObject", name) for name in ENCODER_ROLES}
     assert _validate([d for d in production if d not in custom], version) == []
 
 
@@ -110,41 +147,53 @@ def test_base_needs_no_custom_resource_definitions(base: list[Manifest]) -> None
     assert [d["kind"] for d in base if _group(d) in CUSTOM_RESOURCE_GROUPS] == []
 
 
-def test_keda_scales_the_encoder_on_the_item_stream_of_its_consumer_group(production: list[Manifest]) -> None:
-    scaled = find(production, "ScaledObject", "encoder")
+@pytest.mark.parametrize("name", ENCODER_ROLES)
+def test_keda_scales_each_encoder_role_on_the_stream_of_its_own_consumer_group(
+    production: list[Manifest], name: str
+) -> None:
+    scaled = find(production, "ScaledObject", name)
     assert scaled["apiVersion"] == "keda.sh/v1alpha1"
     spec = scaled["spec"]
     target = spec["scaleTargetRef"]
     assert target.get("kind", "Deployment") == "Deployment"
-    find(production, "Deployment", target["name"])
-    assert target["name"] == "encoder"
+    assert target["name"] == name
+    find(production, "Deployment", name)
     assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
 
-    # The stream and group as the encoder pods compute them from their own environment.
-    encoder = find(production, "Deployment", "encoder")
-    given = _recsys_fields(env_values(encoder, "encoder", production))
+    # The stream and group as the role's pods compute them from their own environment.
+    given = _recsys_fields(_env(production, name))
     settings = EncoderSettings.model_validate({f: v for f, v in given.items() if f in EncoderSettings.model_fields})
-    items_stream = settings.streams.items
+    stream, group = {
+        "encoder-text": (settings.streams.items, settings.item_ingest_group),
+        "encoder-interactions": (settings.streams.interactions, settings.interaction_ingest_group),
+    }[name]
     triggers = spec["triggers"]
     assert triggers and all(t["type"] == "redis-streams" for t in triggers)
     for trigger in triggers:
         metadata = trigger["metadata"]
         assert all(isinstance(value, str) for value in metadata.values()), "KEDA trigger metadata must be strings"
-        assert metadata["stream"] == items_stream
-        assert metadata["consumerGroup"] == settings.item_ingest_group
+        assert (metadata["stream"], metadata["consumerGroup"]) == (stream, group)
     pending = [t["metadata"]["pendingEntriesCount"] for t in triggers if "pendingEntriesCount" in t["metadata"]]
     assert len(pending) == 1 and int(pending[0]) > 0
+    lag = [t["metadata"]["lagCount"] for t in triggers if "lagCount" in t["metadata"]]
+    assert len(lag) == 1 and int(lag[0]) > 0
 
 
 def test_keda_reaches_redis_by_its_full_name_in_the_overlay_namespace(production: list[Manifest]) -> None:
     # KEDA's operator polls from its own namespace: a short Service name would not resolve there.
     redis_url = urlsplit(find(production, "ConfigMap", "recsys-config")["data"]["RECSYS_REDIS_URL"])
-    namespace = find(production, "Deployment", "encoder")["metadata"]["namespace"]
-    for trigger in find(production, "ScaledObject", "encoder")["spec"]["triggers"]:
-        host, _, port = trigger["metadata"]["address"].rpartition(":")
-        assert host in {f"{redis_url.hostname}.{namespace}.svc", f"{redis_url.hostname}.{namespace}.svc.cluster.local"}
-        assert int(port) == redis_url.port
-        assert int(trigger["metadata"].get("databaseIndex", "0")) == int(redis_url.path.strip("/") or 0)
+    scaled_objects = of_kind(production, "ScaledObject")
+    assert {d["metadata"]["name"] for d in scaled_objects} == set(ENCODER_ROLES)
+    for scaled in scaled_objects:
+        namespace = find(production, "Deployment", scaled["spec"]["scaleTargetRef"]["name"])["metadata"]["namespace"]
+        for trigger in scaled["spec"]["triggers"]:
+            host, _, port = trigger["metadata"]["address"].rpartition(":")
+            assert host in {
+                f"{redis_url.hostname}.{namespace}.svc",
+                f"{redis_url.hostname}.{namespace}.svc.cluster.local",
+            }
+            assert int(port) == redis_url.port
+            assert int(trigger["metadata"].get("databaseIndex", "0")) == int(redis_url.path.strip("/") or 0)
 
 
 def test_every_container_sets_cpu_and_memory_requests_and_limits(rendered: list[Manifest]) -> None:
@@ -183,24 +232,27 @@ def test_pods_mount_no_service_account_token(rendered: list[Manifest]) -> None:
         find(rendered, "ServiceAccount", spec["serviceAccountName"])
 
 
-@pytest.mark.parametrize("service", sorted(GRPC_SERVICES))
-def test_grpc_services_probe_health_on_the_port_they_serve(rendered: list[Manifest], service: str) -> None:
-    port = _served_port(rendered, service)
-    served = container(find(rendered, "Deployment", service), service)
+@pytest.mark.parametrize("name", sorted(WORKLOADS))
+def test_grpc_services_probe_health_on_the_port_they_serve(rendered: list[Manifest], name: str) -> None:
+    workload = WORKLOADS[name]
+    port = _served_port(rendered, name)
+    served = container(find(rendered, "Deployment", name), workload.container_name)
     assert port in [p["containerPort"] for p in served["ports"]]
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert served[probe]["grpc"]["port"] == port, f"{service} {probe}"
+        assert served[probe]["grpc"]["port"] == port, f"{name} {probe}"
     # Readiness asks for the API itself; "" (the whole server) is what liveness and start-up ask for.
-    assert served["readinessProbe"]["grpc"]["service"] == GRPC_SERVICES[service]
+    assert served["readinessProbe"]["grpc"].get("service", "") == workload.readiness_service
     assert served["livenessProbe"]["grpc"].get("service", "") == ""
-    assert _service_port(rendered, service, port) == port
+    if workload.client_service is not None:
+        assert _service_port(rendered, workload.client_service, port) == port
 
 
-@pytest.mark.parametrize("service", sorted(GRPC_SERVICES))
-def test_each_deployment_runs_its_own_service_through_the_cli(base: list[Manifest], service: str) -> None:
-    served = container(find(base, "Deployment", service), service)
+@pytest.mark.parametrize("name", sorted(WORKLOADS))
+def test_each_deployment_runs_its_own_service_through_the_cli(base: list[Manifest], name: str) -> None:
+    workload = WORKLOADS[name]
+    served = container(find(base, "Deployment", name), workload.container_name)
     assert "command" not in served, "the image's ENTRYPOINT (recsys) must stay in place"
-    assert served["args"] == ["run", service]
+    assert tuple(served["args"]) == workload.args
     cli = Path(sys.executable).with_name("recsys")
     accepted = subprocess.run([str(cli), *served["args"], "--help"], capture_output=True, text=True, timeout=60)
     assert accepted.returncode == 0, accepted.stderr
@@ -208,21 +260,24 @@ def test_each_deployment_runs_its_own_service_through_the_cli(base: list[Manifes
 
 def test_every_shared_setting_is_read_by_some_service(base: list[Manifest]) -> None:
     # Settings ignore unknown variables, so a misspelt name would silently leave the default in place.
-    known = {field for settings_class in SETTINGS.values() for field in settings_class.model_fields}
+    known = {field for workload in WORKLOADS.values() for field in workload.settings.model_fields}
     shared = _recsys_fields(find(base, "ConfigMap", "recsys-config")["data"])
     assert sorted(set(shared) - known) == []
 
 
-@pytest.mark.parametrize("service", sorted(GRPC_SERVICES))
-def test_each_service_accepts_the_settings_its_pod_gets(base: list[Manifest], service: str) -> None:
-    settings_class = SETTINGS[service]
-    workload = find(base, "Deployment", service)
-    own = _recsys_fields({v["name"]: v.get("value", "") for v in container(workload, service).get("env", [])})
-    assert sorted(set(own) - set(settings_class.model_fields)) == [], f"{service} gets variables it does not read"
-    given = _recsys_fields(env_values(workload, service, base))
+@pytest.mark.parametrize("name", sorted(WORKLOADS))
+def test_each_service_accepts_the_settings_its_pod_gets(base: list[Manifest], name: str) -> None:
+    workload = WORKLOADS[name]
+    settings_class = workload.settings
+    deployment = find(base, "Deployment", name)
+    own = _recsys_fields(
+        {v["name"]: v.get("value", "") for v in container(deployment, workload.container_name).get("env", [])}
+    )
+    assert sorted(set(own) - set(settings_class.model_fields)) == [], f"{name} gets variables it does not read"
+    given = _recsys_fields(_env(base, name))
     # model_validate reads only these values, not the environment of the test run.
     settings = settings_class.model_validate({f: v for f, v in given.items() if f in settings_class.model_fields})
-    assert getattr(settings, f"{service}_port") == _served_port(base, service)
+    assert getattr(settings, f"{workload.service}_port") == _served_port(base, name)
     assert str(settings.data_dir) == given["data_dir"]
 
 
@@ -236,27 +291,32 @@ def test_config_map_points_at_the_cluster_services(base: list[Manifest]) -> None
     assert _service_port(base, qdrant.hostname, qdrant.port) == qdrant.port
     assert find(base, "StatefulSet", qdrant.hostname)["spec"]["replicas"] >= 1
     encoder_host, _, encoder_port = config["RECSYS_ENCODER_ADDRESS"].rpartition(":")
-    assert _service_port(base, encoder_host, int(encoder_port)) == _served_port(base, "encoder")
+    assert _service_port(base, encoder_host, int(encoder_port)) == _served_port(base, "encoder-text")
+    # The address reaches the text role only: the interactions role serves no Embed.
+    encoder = find(base, "Service", encoder_host)
+    assert [w["metadata"]["name"] for w in workloads(base) if selects(encoder["spec"]["selector"], pod_labels(w))] == [
+        "encoder-text"
+    ]
 
 
-@pytest.mark.parametrize("service", sorted(GRPC_SERVICES))
-def test_termination_grace_covers_pre_stop_and_the_grpc_drain(base: list[Manifest], service: str) -> None:
-    workload = find(base, "Deployment", service)
-    values = env_values(workload, service, base)
-    drain = float(values["RECSYS_GRPC_GRACE_S"])
-    pre_stop = container(workload, service).get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+@pytest.mark.parametrize("name", sorted(WORKLOADS))
+def test_termination_grace_covers_pre_stop_and_the_grpc_drain(base: list[Manifest], name: str) -> None:
+    deployment = find(base, "Deployment", name)
+    drain = float(_env(base, name)["RECSYS_GRPC_GRACE_S"])
+    served = container(deployment, WORKLOADS[name].container_name)
+    pre_stop = served.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
     # Stream handlers and gRPC calls may each take the whole grace, one after the other, before SIGKILL.
-    assert pod_spec(workload)["terminationGracePeriodSeconds"] >= pre_stop + 2 * drain + 5
+    assert pod_spec(deployment)["terminationGracePeriodSeconds"] >= pre_stop + 2 * drain + 5
 
 
-@pytest.mark.parametrize("service", sorted(GRPC_SERVICES))
-def test_writable_paths_of_the_read_only_image_are_volumes(base: list[Manifest], service: str) -> None:
-    workload = find(base, "Deployment", service)
-    data_dir = env_values(workload, service, base)["RECSYS_DATA_DIR"]
-    mounts = {m["mountPath"]: m["name"] for m in container(workload, service)["volumeMounts"]}
-    volumes = {v["name"] for v in pod_spec(workload)["volumes"]}
+@pytest.mark.parametrize("name", sorted(WORKLOADS))
+def test_writable_paths_of_the_read_only_image_are_volumes(base: list[Manifest], name: str) -> None:
+    deployment = find(base, "Deployment", name)
+    data_dir = _env(base, name)["RECSYS_DATA_DIR"]
+    mounts = {m["mountPath"]: m["name"] for m in container(deployment, WORKLOADS[name].container_name)["volumeMounts"]}
+    volumes = {v["name"] for v in pod_spec(deployment)["volumes"]}
     for path in ("/tmp", data_dir):
-        assert path in mounts and mounts[path] in volumes, f"{service} cannot write {path}"
+        assert path in mounts and mounts[path] in volumes, f"{name} cannot write {path}"
 
 
 def test_service_selectors_match_their_pods_and_ports(rendered: list[Manifest]) -> None:
@@ -334,33 +394,76 @@ def test_recommender_scales_on_cpu_and_leaves_the_replica_count_to_the_autoscale
     assert "cpu" in container(recommender, "recommender")["resources"]["requests"], "utilization needs a cpu request"
 
 
+@pytest.mark.parametrize("name", ENCODER_ROLES)
 def test_encoder_replica_count_is_fixed_in_base_and_left_to_keda_in_production(
+    base: list[Manifest], production: list[Manifest], name: str
+) -> None:
+    assert find(base, "Deployment", name)["spec"]["replicas"] >= 2
+    assert "replicas" not in find(production, "Deployment", name)["spec"]
+
+
+def _gpus(workload: Manifest) -> int:
+    return sum(
+        int(c["resources"].get(part, {}).get("nvidia.com/gpu", 0))
+        for c in containers(workload)
+        for part in ("requests", "limits")
+    )
+
+
+def test_only_the_encoder_text_role_runs_on_gpu_nodes_in_production(
     base: list[Manifest], production: list[Manifest]
 ) -> None:
-    assert find(base, "Deployment", "encoder")["spec"]["replicas"] >= 2
-    assert "replicas" not in find(production, "Deployment", "encoder")["spec"]
-
-
-def test_only_the_encoder_runs_on_gpu_nodes_in_production(base: list[Manifest], production: list[Manifest]) -> None:
-    def gpus(workload: Manifest) -> int:
-        return sum(int(c["resources"]["limits"].get("nvidia.com/gpu", 0)) for c in containers(workload))
-
-    encoder = find(production, "Deployment", "encoder")
-    assert gpus(encoder) >= 1
+    encoder = find(production, "Deployment", "encoder-text")
+    assert _gpus(encoder) >= 1
     spec = pod_spec(encoder)
     assert spec["nodeSelector"]
     assert any(t["key"] == "nvidia.com/gpu" and t["effect"] == "NoSchedule" for t in spec["tolerations"])
     encoding = container(encoder, "encoder")
     assert "cuda" in encoding["image"], "a CPU build of torch would leave the GPU idle"
-    assert env_values(encoder, "encoder", production)["RECSYS_DEVICE"].startswith("cuda")
-    others = [w["metadata"]["name"] for w in workloads(production) if w is not encoder and gpus(w)]
+    assert _env(production, "encoder-text")["RECSYS_DEVICE"].startswith("cuda")
+    others = [w["metadata"]["name"] for w in workloads(production) if w is not encoder and _gpus(w)]
     assert others == []
-    assert [w["metadata"]["name"] for w in workloads(base) if gpus(w)] == []
+    assert [w["metadata"]["name"] for w in workloads(base) if _gpus(w)] == []
+
+
+def test_interactions_role_gets_no_gpu_and_a_small_memory_request(rendered: list[Manifest]) -> None:
+    interactions = find(rendered, "Deployment", "encoder-interactions")
+    assert _gpus(interactions) == 0
+    spec = pod_spec(interactions)
+    assert "nodeSelector" not in spec and "tolerations" not in spec, "it must schedule on any CPU node"
+    served = container(interactions, "encoder")
+    assert "cuda" not in served["image"]
+    requested = _memory_bytes(served["resources"]["requests"]["memory"])
+    text_requested = _memory_bytes(
+        container(find(rendered, "Deployment", "encoder-text"), "encoder")["resources"]["requests"]["memory"]
+    )
+    assert requested <= 512 * 2**20 and requested * 4 <= text_requested
+    assert _recsys_fields(_env(rendered, "encoder-interactions")).get("behavior_device", "cpu") == "cpu"
+
+
+def _memory_bytes(quantity: str) -> int:
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "K": 10**3, "M": 10**6, "G": 10**9}
+    for unit, factor in units.items():
+        if quantity.endswith(unit):
+            return int(float(quantity.removesuffix(unit)) * factor)
+    return int(quantity)
+
+
+@pytest.mark.parametrize("name", ENCODER_ROLES)
+def test_encoder_roles_serve_prometheus_metrics_where_the_scrape_annotations_point(
+    rendered: list[Manifest], name: str
+) -> None:
+    deployment = find(rendered, "Deployment", name)
+    port = int(_env(rendered, name)["RECSYS_ENCODER_METRICS_PORT"])
+    assert {"name": "metrics", "containerPort": port} in container(deployment, "encoder")["ports"]
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert int(annotations["prometheus.io/port"]) == port
 
 
 def test_monitor_serves_prometheus_metrics_where_the_scrape_annotations_point(rendered: list[Manifest]) -> None:
     monitor = find(rendered, "Deployment", "monitor")
-    port = int(env_values(monitor, "monitor", rendered)["RECSYS_METRICS_PORT"])
+    port = int(_env(rendered, "monitor")["RECSYS_METRICS_PORT"])
     assert {"name": "metrics", "containerPort": port} in container(monitor, "monitor")["ports"]
     annotations = monitor["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
@@ -380,8 +483,9 @@ def test_monitor_keeps_its_windows_on_a_claim_and_never_runs_twice(base: list[Ma
 def test_qdrant_admits_every_service_that_reads_it(base: list[Manifest]) -> None:
     policy = find(base, "NetworkPolicy", "qdrant")
     qdrant_port = urlsplit(find(base, "ConfigMap", "recsys-config")["data"]["RECSYS_QDRANT_URL"]).port
-    readers = [w for w in workloads(base) if "RECSYS_QDRANT_URL" in env_values(w, w["metadata"]["name"], base)]
-    assert {w["metadata"]["name"] for w in readers} == set(GRPC_SERVICES)
+    readers = [w for w in workloads(base) if w["metadata"]["name"] in WORKLOADS]
+    assert all("RECSYS_QDRANT_URL" in _env(base, w["metadata"]["name"]) for w in readers)
+    assert {w["metadata"]["name"] for w in readers} == set(WORKLOADS)
     for reader in readers:
         labels = pod_labels(reader)
         admitted = False

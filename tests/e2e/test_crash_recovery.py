@@ -7,15 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 from redis import Redis
 
-from recsys.shared.store import ITEMS, VectorStore
-from tests.support import RedisServer
+from recsys.shared.points import ITEMS
+from recsys.shared.store import VectorStore
+from tests.support import RedisServer, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 
@@ -31,13 +31,6 @@ def _encoder(env: dict[str, str]) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-
-
-def _wait(condition: object, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"{what} not reached within {timeout_s:.0f} s"
-        time.sleep(0.05)
 
 
 async def test_killed_consumer_restarts_and_every_item_lands_exactly_once(
@@ -66,7 +59,7 @@ async def test_killed_consumer_restarts_and_every_item_lands_exactly_once(
 
     first = _encoder(env)
     try:
-        _wait(lambda: redis.xlen(notices) >= 100, 120, "first notices")
+        wait_for(lambda: redis.xlen(notices) >= 100, 120, "first notices")
         first.send_signal(signal.SIGKILL)
         first.wait(10)
     finally:
@@ -84,7 +77,7 @@ async def test_killed_consumer_restarts_and_every_item_lands_exactly_once(
             info = next(g for g in redis.xinfo_groups(items_stream) if g["name"] == group)
             return info["lag"] == 0 and info["pending"] == 0
 
-        _wait(drained, 240, "every entry acked after the restart")
+        wait_for(drained, 240, "every entry acked after the restart")
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(30)

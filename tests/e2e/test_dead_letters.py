@@ -8,8 +8,8 @@ import pytest
 
 from recsys.cli.runner import RunningSystem
 from recsys.shared.ids import point_id
+from recsys.shared.points import ITEMS, USERS
 from recsys.shared.settings import StreamNames
-from recsys.shared.store import ITEMS, USERS
 from tests.support import RedisServer, eventually, redis_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]

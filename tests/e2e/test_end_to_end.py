@@ -11,7 +11,7 @@ from recsys.cli.demo import demo_catalog
 from recsys.cli.runner import RunningSystem
 from recsys.shared.client import MonitorClient, RecommenderClient
 from recsys.shared.ids import point_id
-from recsys.shared.store import ITEMS, USERS
+from recsys.shared.points import ITEMS, USERS
 from tests.support import RedisServer, eventually, redis_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]

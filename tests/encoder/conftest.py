@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from recsys.encoder.app import EncoderService
-from recsys.encoder.embedder import Embedder
+from recsys.encoder.service import EncoderService
 from recsys.encoder.settings import EncoderSettings
+from recsys.encoder.text.embedder import Embedder
 from recsys.shared.client import EncoderClient
 from recsys.shared.store import VectorStore
 from tests.support import eventually

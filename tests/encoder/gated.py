@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from recsys.encoder.embedder import Embedder
-from recsys.encoder.tokenization import TokenizedText
+from recsys.encoder.text.embedder import Embedder
+from recsys.encoder.text.tokenization import TokenizedText
 
 
 class GatedEmbedder(Embedder):

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from recsys.encoder.embedder import Embedder
+from recsys.encoder.text.embedder import Embedder
 
 
 def st_encode(embedder: Embedder, texts: str | Sequence[str]) -> np.ndarray:

@@ -13,8 +13,9 @@ from redis.asyncio import Redis
 from recsys.shared.client import MonitorClient
 from recsys.shared.events import EmbeddingNotice
 from recsys.shared.ids import point_id
+from recsys.shared.points import CONTENT, ITEMS
 from recsys.shared.settings import StreamNames
-from recsys.shared.store import CONTENT, ITEMS, VectorStore
+from recsys.shared.store import VectorStore
 from tests.support import eventually
 
 CONTENT_DIMS = 384

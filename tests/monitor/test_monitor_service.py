@@ -15,8 +15,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from recsys.monitor.app import MonitorService
 from recsys.monitor.settings import MonitorSettings
 from recsys.shared.client import MonitorClient
+from recsys.shared.points import TASTE, USERS
 from recsys.shared.settings import StreamNames
-from recsys.shared.store import TASTE, USERS, VectorStore
+from recsys.shared.store import VectorStore
 from tests.monitor.harness import CONTENT_DIMS, Catalog, alerts, gaussian, sizes_reach
 from tests.support import eventually, free_port
 

@@ -12,8 +12,8 @@ from redis.asyncio import Redis
 
 from recsys.monitor.app import MonitorService
 from recsys.shared.client import MonitorClient
+from recsys.shared.points import BEHAVIOR, ITEMS, ItemField
 from recsys.shared.settings import StreamNames
-from recsys.shared.store import BEHAVIOR, ITEMS
 from tests.monitor.harness import Catalog, alerts, gaussian, sizes_reach
 from tests.support import RedisServer, eventually, redis_cli
 
@@ -44,7 +44,7 @@ async def test_behavior_vectors_are_compared_within_one_factorization_version(
     await catalog.put(
         {k: v[:64] for k, v in gaussian(rng, 35, "old-").items()},
         vector=BEHAVIOR,
-        payload={"behavior_version": 1},
+        payload={ItemField.BEHAVIOR_VERSION.key: 1},
     )
     await sizes_reach(client, 35, 35, space="items.behavior")
     assert (await client.drift_report("items.behavior")).version == "1"
@@ -53,7 +53,7 @@ async def test_behavior_vectors_are_compared_within_one_factorization_version(
     await catalog.put(
         {k: v[:64] + 3.0 for k, v in gaussian(rng, 31, "new-").items()},
         vector=BEHAVIOR,
-        payload={"behavior_version": 2},
+        payload={ItemField.BEHAVIOR_VERSION.key: 2},
     )
     await sizes_reach(client, 31, 31, space="items.behavior")
     report = await client.drift_report("items.behavior")

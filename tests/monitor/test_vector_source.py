@@ -13,7 +13,8 @@ from qdrant_client import AsyncQdrantClient, models
 from recsys.monitor.spaces import SPACES, space_named
 from recsys.monitor.vector_source import VectorSource
 from recsys.shared.ids import point_id
-from recsys.shared.store import ITEMS, VectorStore
+from recsys.shared.points import ITEMS, ItemField
+from recsys.shared.store import VectorStore
 
 ITEM_CONTENT = SPACES[0]
 
@@ -79,7 +80,7 @@ async def test_a_versioned_space_reads_the_basis_version_from_the_payload(counti
         ITEMS,
         [
             models.PointStruct(
-                id=point_id("v"), vector={"behavior": [1.0, 0.0, 0.0, 0.0]}, payload={"behavior_version": 3}
+                id=point_id("v"), vector={"behavior": [1.0, 0.0, 0.0, 0.0]}, payload={ItemField.BEHAVIOR_VERSION.key: 3}
             ),
             models.PointStruct(id=point_id("none"), vector={"behavior": [0.0, 1.0, 0.0, 0.0]}, payload={}),
         ],

@@ -11,7 +11,8 @@ import numpy as np
 from qdrant_client import models
 
 from recsys.shared.ids import point_id
-from recsys.shared.store import BEHAVIOR, CONTENT, ITEMS, SESSION, TASTE, USERS, VectorStore
+from recsys.shared.points import BEHAVIOR, CONTENT, ITEMS, SESSION, TASTE, USERS, ItemField, UserField
+from recsys.shared.store import VectorStore
 
 CONTENT_DIMS = 384
 BEHAVIOR_DIMS = 64
@@ -33,7 +34,7 @@ def behavior_direction(axis: int, angle: float = 0.0, toward: int | None = None)
 
 
 class Catalog:
-    """Writes items and users the way the encoder would (see the payload schema in recsys.shared.store)."""
+    """Writes items and users the way the encoder would (the payload schema of recsys.shared.points)."""
 
     def __init__(self, store: VectorStore) -> None:
         self.store = store
@@ -61,23 +62,23 @@ class Catalog:
             name: list(v) for name, v in ((CONTENT, content), (BEHAVIOR, behavior)) if v is not None
         }
         payload: dict[str, Any] = {
-            "item_id": item_id,
-            "title": title if title is not None else f"Title of {item_id}",
-            "category": category,
-            "tags": list(tags),
-            "attributes": attributes or {},
-            "version": 1,
-            "created_at": self.now - created_days_ago * 86_400,
-            "updated_at": self.now,
-            "interaction_count": interaction_count,
-            "behavior_norm": behavior_strength if behavior is not None else 0.0,
-            "behavior_version": behavior_version if behavior is not None else None,
-            "recent_event_ids": [],
-            "in_catalog": in_catalog,
+            ItemField.ITEM_ID.key: item_id,
+            ItemField.TITLE.key: title if title is not None else f"Title of {item_id}",
+            ItemField.CATEGORY.key: category,
+            ItemField.TAGS.key: list(tags),
+            ItemField.ATTRIBUTES.key: attributes or {},
+            ItemField.VERSION.key: 1,
+            ItemField.CREATED_AT.key: self.now - created_days_ago * 86_400,
+            ItemField.UPDATED_AT.key: self.now,
+            ItemField.INTERACTION_COUNT.key: interaction_count,
+            ItemField.BEHAVIOR_NORM.key: behavior_strength if behavior is not None else 0.0,
+            ItemField.BEHAVIOR_VERSION.key: behavior_version if behavior is not None else None,
+            ItemField.RECENT_EVENT_IDS.key: [],
+            ItemField.IN_CATALOG.key: in_catalog,
         }
         if popularity is not None:
-            payload["popularity"] = popularity
-            payload["popularity_ts"] = self.now - popularity_age_days * 86_400
+            payload[ItemField.POPULARITY.key] = popularity
+            payload[ItemField.POPULARITY_TS.key] = self.now - popularity_age_days * 86_400
         await self.store.client.upsert(
             ITEMS, [models.PointStruct(id=point_id(item_id), vector=vectors, payload=payload)]
         )
@@ -96,20 +97,20 @@ class Catalog:
         named = ((TASTE, taste), (SESSION, session), (BEHAVIOR, behavior))
         vectors: dict[str, Any] = {name: list(v) for name, v in named if v is not None}
         payload: dict[str, Any] = {
-            "user_id": user_id,
-            "event_count": events if events is not None else len(seen),
-            "last_event_ts": self.now,
-            "taste_norm": 1.0 if taste is not None else 0.0,
-            "taste_ts": self.now,
-            "session_id": "s1" if session is not None else None,
-            "session_norm": 1.0 if session is not None else 0.0,
-            "session_ts": self.now,
-            "behavior_norm": 1.0 if behavior is not None else 0.0,
-            "behavior_ts": self.now,
-            "history": [[item_id, 1.0, self.now] for item_id in seen],
-            "seen": list(seen),
-            "recent_event_ids": [],
-            "behavior_version": behavior_version if behavior is not None else None,
+            UserField.USER_ID.key: user_id,
+            UserField.EVENT_COUNT.key: events if events is not None else len(seen),
+            UserField.LAST_EVENT_TS.key: self.now,
+            UserField.TASTE_NORM.key: 1.0 if taste is not None else 0.0,
+            UserField.TASTE_TS.key: self.now,
+            UserField.SESSION_ID.key: "s1" if session is not None else None,
+            UserField.SESSION_NORM.key: 1.0 if session is not None else 0.0,
+            UserField.SESSION_TS.key: self.now,
+            UserField.BEHAVIOR_NORM.key: 1.0 if behavior is not None else 0.0,
+            UserField.BEHAVIOR_TS.key: self.now,
+            UserField.HISTORY.key: [[item_id, 1.0, self.now] for item_id in seen],
+            UserField.SEEN.key: list(seen),
+            UserField.RECENT_EVENT_IDS.key: [],
+            UserField.BEHAVIOR_VERSION.key: behavior_version if behavior is not None else None,
         }
         await self.store.client.upsert(
             USERS, [models.PointStruct(id=point_id(user_id), vector=vectors, payload=payload)]

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from qdrant_client import models
 
-from recsys.shared.store import ITEMS, VectorStore
+from recsys.shared.points import ITEMS, ItemField
+from recsys.shared.store import VectorStore
 
 
 def journal_modes(data_dir: Path) -> set[str]:
@@ -27,7 +28,9 @@ async def test_embedded_files_commit_as_configured_and_keep_what_was_written(
 ) -> None:
     store = VectorStore.connect("", tmp_path, embedded_sync=sync)
     await store.ensure_collections(4, 2)
-    point = models.PointStruct(id=1, vector={"content": [1.0, 0, 0, 0], "behavior": [0, 1.0]}, payload={"item_id": "a"})
+    point = models.PointStruct(
+        id=1, vector={"content": [1.0, 0, 0, 0], "behavior": [0, 1.0]}, payload={ItemField.ITEM_ID.key: "a"}
+    )
     await store.client.upsert(ITEMS, [point])
     await store.close()
 

@@ -1,0 +1,109 @@
+"""The interactions role: interaction ingestion into user and item state, the behavior log and its refresh.
+
+It never loads the text model: updating taste, session and behavior vectors only reads stored
+content vectors. So it imports neither torch nor sentence-transformers (a test holds it to that),
+and runs in a small pod without a GPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import grpc
+from redis.asyncio import Redis
+
+from recsys.encoder.interactions.behavior_log import BehaviorLog, behavior_log_stream
+from recsys.encoder.interactions.behavior_refresh import BehaviorRefresh, RefreshPolicy
+from recsys.encoder.interactions.ingestion import InteractionIngestion
+from recsys.encoder.interactions.rules import EventWeights, InteractionRules
+from recsys.encoder.interactions.settings import InteractionSettings
+from recsys.encoder.keyed_locks import KeyedLocks
+from recsys.encoder.notices import NoticePublisher
+from recsys.shared.logs import log_event
+from recsys.shared.store import VectorStore
+from recsys.shared.streams import ConsumerPolicy, StreamSubscriptions
+
+_DAY_S = 86_400.0
+# How often a role started before the text role checks whether the collections exist yet.
+_COLLECTIONS_POLL_S = 0.5
+
+_log = logging.getLogger(__name__)
+
+
+def refresh_policy(settings: InteractionSettings) -> RefreshPolicy:
+    return RefreshPolicy(
+        every_interactions=settings.behavior_refresh_interactions,
+        interval_s=settings.behavior_refresh_interval_s,
+        model_half_life_s=settings.behavior_model_half_life_days * _DAY_S,
+        dims=settings.behavior_dims,
+        batch_size=settings.behavior_refresh_batch,
+        device=settings.behavior_device,
+        lock_key=f"{settings.stream_prefix}:behavior-refresh:lock",
+    )
+
+
+class InteractionsRole:
+    """Consumes the interactions stream and runs the periodic behavior refresh."""
+
+    grpc_services: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        settings: InteractionSettings,
+        store: VectorStore,
+        redis: Redis,
+        notices: NoticePublisher,
+        item_locks: KeyedLocks,
+    ) -> None:
+        self.settings = settings
+        self._store = store
+        self._redis = redis
+        self._notices = notices
+        self._item_locks = item_locks
+        self.behavior_refresh: BehaviorRefresh | None = None
+
+    def register(self, server: grpc.aio.Server) -> None:
+        """No RPCs of its own: the service's gRPC server answers health for it."""
+        del server
+
+    async def start(self, subscriptions: StreamSubscriptions) -> None:
+        settings = self.settings
+        await self._wait_for_collections()
+        rules = InteractionRules.from_settings(settings)
+        log = BehaviorLog(self._redis, behavior_log_stream(settings.stream_prefix), settings.behavior_log_size)
+        self.behavior_refresh = refresh = BehaviorRefresh(
+            self._store, self._redis, log, self._notices, rules, refresh_policy(settings)
+        )
+        ingestion = InteractionIngestion(
+            self._store,
+            self._notices,
+            EventWeights.from_settings(settings),
+            rules,
+            self._item_locks,
+            behavior_log=log,
+            on_applied=refresh.note_interaction,
+        )
+        subscriptions.consume(
+            stream=settings.streams.interactions,
+            group=settings.interaction_ingest_group,
+            consumer=settings.consumer_name,
+            handler=ingestion.handle,
+            policy=ConsumerPolicy.from_settings(settings),
+        )
+        await refresh.start()
+
+    async def _wait_for_collections(self) -> None:
+        """Waits for the collections: the text role creates them (it knows the content dimensions)."""
+        logged = False
+        while not await self._store.collections_exist():
+            if not logged:
+                log_event(_log, "interactions_role_waiting_for_collections", store=self._store.location)
+                logged = True
+            await asyncio.sleep(_COLLECTIONS_POLL_S)
+
+    async def stop(self) -> None:
+        """Stops the refresh task; call after the stream consumers stopped."""
+        refresh, self.behavior_refresh = self.behavior_refresh, None
+        if refresh is not None:
+            await refresh.stop()

@@ -1,0 +1,84 @@
+"""Settings of the encoder's interactions role: how interactions weigh and decay, and the behavior refresh."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from recsys.shared.events import InteractionType
+from recsys.shared.settings import ConnectionSettings
+
+
+class InteractionSettings(ConnectionSettings):
+    """Every knob of the interactions role; each can be set as RECSYS_<FIELD> in the environment."""
+
+    taste_half_life_days: float = Field(30.0, gt=0, description="Half-life of a user's long-term taste vector.")
+    session_half_life_minutes: float = Field(30.0, gt=0, description="Half-life of a user's session vector.")
+    behavior_half_life_days: float = Field(
+        90.0, gt=0, description="Half-life of who-engaged-with-what in the collaborative behavior space."
+    )
+    popularity_half_life_days: float = Field(7.0, gt=0, description="Half-life of an item's popularity.")
+
+    weight_view: float = Field(0.5, description="Weight of a view.")
+    weight_click: float = Field(1.0, description="Weight of a click.")
+    weight_add_to_cart: float = Field(2.0, description="Weight of an add-to-cart.")
+    weight_purchase: float = Field(4.0, description="Weight of a purchase.")
+    weight_like: float = Field(3.0, description="Weight of a like.")
+    weight_dislike: float = Field(-3.0, description="Weight of a dislike (negative: it pushes vectors away).")
+    rating_min: float = Field(0.5, description="Lowest rating a `rate` event may carry.")
+    rating_max: float = Field(5.0, description="Highest rating a `rate` event may carry.")
+    rating_neutral: float = Field(2.5, description="A rating's weight is (rating - rating_neutral).")
+    max_event_strength: float = Field(
+        10.0, gt=0, description="Largest `value` a non-rating event may carry as a strength multiplier."
+    )
+
+    history_size: int = Field(100, ge=1, description="Interactions kept in a user's history (newest win).")
+    seen_size: int = Field(500, ge=1, description="Item ids kept in a user's seen list (newest win).")
+    recent_events_size: int = Field(
+        500, ge=1, description="Event ids kept per user and per item to recognise replayed interactions."
+    )
+
+    behavior_refresh_interactions: int = Field(
+        10_000, ge=0, description="Refit the collaborative model after this many new interactions (0: by time only)."
+    )
+    behavior_refresh_interval_s: float = Field(
+        600.0, gt=0, description="Refit the collaborative model this often when any interaction arrived since the last."
+    )
+    behavior_model_half_life_days: float = Field(
+        0.0,
+        ge=0,
+        description="Half-life of an interaction in the factorized matrix, relative to its user's latest (0: none).",
+    )
+    behavior_log_size: int = Field(
+        1_000_000, ge=1000, description="Interactions kept (approximately) in the log the behavior model is fit on."
+    )
+    behavior_refresh_batch: int = Field(256, ge=1, description="Points written per batch by a behavior refresh.")
+    # cpu by default: the interactions role then never imports torch (a small pod, no GPU node).
+    behavior_device: str = Field(
+        "cpu",
+        description="Where the factorization runs: 'cpu' (scipy), 'cuda' (torch on the GPU), 'auto' (cuda when torch"
+        " is installed and sees a GPU, else cpu).",
+    )
+
+    interaction_ingest_group: str = Field(
+        "encoder-interactions", description="Consumer group reading the interactions stream."
+    )
+
+    @model_validator(mode="after")
+    def _rating_scale(self) -> InteractionSettings:
+        if not self.rating_min <= self.rating_neutral <= self.rating_max:
+            raise ValueError(
+                f"rating_neutral {self.rating_neutral} must lie within rating_min {self.rating_min}"
+                f" .. rating_max {self.rating_max}"
+            )
+        return self
+
+    def event_weights(self) -> dict[InteractionType, float]:
+        """The base weight of every interaction type except `rate`, whose weight comes from its rating."""
+        return {
+            InteractionType.VIEW: self.weight_view,
+            InteractionType.CLICK: self.weight_click,
+            InteractionType.ADD_TO_CART: self.weight_add_to_cart,
+            InteractionType.PURCHASE: self.weight_purchase,
+            InteractionType.LIKE: self.weight_like,
+            InteractionType.DISLIKE: self.weight_dislike,
+        }

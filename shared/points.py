@@ -1,0 +1,181 @@
+"""The Qdrant point schema: collections, their named vectors, and every payload field with its type.
+
+Every read and write of a payload goes through the fields defined here: a field knows its key, how
+a stored value is read back (with the value it has when absent) and whether a server indexes it.
+Nothing else in the code names a payload key.
+
+`items` points are written by the encoder (the text role: the catalog fields and the content
+vector; the interactions role: the activity fields; the behavior refresh: the behavior vector, its
+version and strength) and read by the recommender and the monitor. An item seen in interactions
+before its `item.upserted` has a point with in_catalog = false and version -1: activity, no
+content; feeds never return it, and the first `item.upserted` completes it in place.
+
+`users` points are written by the interactions role only. The *_norm fields keep the length of the
+un-normalized accumulator: cosine collections store unit vectors, and decayed sums need their
+magnitude to add the next event correctly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
+
+T = TypeVar("T")
+
+ITEMS = "items"
+USERS = "users"
+
+# Named vectors. The content space is the text model's (its dimensions); the behavior space is the
+# collaborative model's (behavior_dims); vectors of the two spaces are never compared.
+CONTENT = "content"
+BEHAVIOR = "behavior"
+TASTE = "taste"
+SESSION = "session"
+CONTENT_SPACE_VECTORS = {ITEMS: (CONTENT,), USERS: (TASTE, SESSION)}
+BEHAVIOR_SPACE_VECTORS = {ITEMS: (BEHAVIOR,), USERS: (BEHAVIOR,)}
+
+
+def collection_vectors(content_dims: int, behavior_dims: int) -> dict[str, dict[str, int]]:
+    """Each collection's named vectors and their dimensions (all cosine)."""
+    return {
+        collection: {
+            **dict.fromkeys(CONTENT_SPACE_VECTORS[collection], content_dims),
+            **dict.fromkeys(BEHAVIOR_SPACE_VECTORS[collection], behavior_dims),
+        }
+        for collection in (ITEMS, USERS)
+    }
+
+
+@dataclass(frozen=True)
+class PayloadField(Generic[T]):
+    """One payload field: its key, how a stored value is read (absent or null reads as `read_as(None)`)."""
+
+    key: str
+    read_as: Callable[[Any], T]
+    # The payload index a Qdrant server builds, so filters and order_by on the field are cheap (embedded mode scans).
+    index: Literal["keyword", "float"] | None = None
+
+    def read(self, payload: Mapping[str, Any] | None) -> T:
+        return self.read_as((payload or {}).get(self.key))
+
+
+def _str(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _int(value: Any) -> int:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
+def _optional_int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _float(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def _strings(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list | tuple) else []
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+def _catalog_flag(value: Any) -> bool:
+    # Points written before the flag existed were all catalog items.
+    return value is not False
+
+
+def _version(value: Any) -> int:
+    # A point without a version is older than any event's version (0 and up).
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else -1
+
+
+def _time_or_never(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else -1.0
+
+
+def _history(value: Any) -> list[tuple[str, float, float]]:
+    if not isinstance(value, list):
+        return []
+    return [(str(i), float(w), float(t)) for i, w, t in value]
+
+
+# Bumped by every write of an item's activity or of a user: the compare-and-set guard of both collections.
+REVISION = PayloadField("revision", _int)
+
+
+class ItemField:
+    """The payload of an `items` point."""
+
+    ITEM_ID = PayloadField("item_id", _str, "keyword")
+    TITLE = PayloadField("title", _str)
+    CATEGORY = PayloadField("category", _str, "keyword")
+    TAGS = PayloadField("tags", _strings, "keyword")
+    # attributes.<name> holds what the producer sent (string, number or boolean).
+    ATTRIBUTES = PayloadField("attributes", _mapping)
+    VERSION = PayloadField("version", _version)
+    CREATED_AT = PayloadField("created_at", _float)
+    UPDATED_AT = PayloadField("updated_at", _time_or_never)
+    IN_CATALOG = PayloadField("in_catalog", _catalog_flag)
+    # Positive interactions counted; the decayed sum of positive event weights as of popularity_ts.
+    INTERACTION_COUNT = PayloadField("interaction_count", _int)
+    # Cold users get items ordered by popularity: order_by needs a range index on a server.
+    POPULARITY = PayloadField("popularity", _float, "float")
+    POPULARITY_TS = PayloadField("popularity_ts", _float)
+    # Event ids applied lately (bounded): a replayed interaction is recognised and not counted again.
+    RECENT_EVENT_IDS = PayloadField("recent_event_ids", _strings)
+    REVISION = REVISION
+    # The factorization the behavior vector comes from (null: no behavior vector) and its strength
+    # in 0..1; written only by the behavior refresh.
+    BEHAVIOR_VERSION = PayloadField("behavior_version", _optional_int)
+    BEHAVIOR_NORM = PayloadField("behavior_norm", _float)
+
+    # What interactions rewrite; REVISION guards them against a concurrent writer.
+    ACTIVITY: tuple[PayloadField[Any], ...] = (INTERACTION_COUNT, POPULARITY, POPULARITY_TS, RECENT_EVENT_IDS, REVISION)
+
+
+class UserField:
+    """The payload of a `users` point."""
+
+    USER_ID = PayloadField("user_id", _str)
+    EVENT_COUNT = PayloadField("event_count", _int)
+    LAST_EVENT_TS = PayloadField("last_event_ts", _float)
+    TASTE_NORM = PayloadField("taste_norm", _float)
+    TASTE_TS = PayloadField("taste_ts", _float)
+    SESSION_ID = PayloadField("session_id", _optional_str)
+    SESSION_NORM = PayloadField("session_norm", _float)
+    SESSION_TS = PayloadField("session_ts", _float)
+    BEHAVIOR_NORM = PayloadField("behavior_norm", _float)
+    BEHAVIOR_TS = PayloadField("behavior_ts", _float)
+    # The item model version the behavior vector was folded in from (null: none yet).
+    BEHAVIOR_VERSION = PayloadField("behavior_version", _optional_int)
+    # [item_id, weight, ts] oldest first, bounded; the item ids engaged with (newest last, bounded).
+    HISTORY = PayloadField("history", _history)
+    SEEN = PayloadField("seen", _strings)
+    RECENT_EVENT_IDS = PayloadField("recent_event_ids", _strings)
+    REVISION = REVISION
+
+
+def keys(fields: Sequence[PayloadField[Any]]) -> list[str]:
+    """The keys of some fields: what a read asks Qdrant for (`with_payload=keys(...)`)."""
+    return [field.key for field in fields]
+
+
+def attribute_key(name: str) -> str:
+    """The payload key of one item attribute, as filters address it."""
+    return f"{ItemField.ATTRIBUTES.key}.{name}"
+
+
+def payload_indexes(collection: str) -> list[tuple[str, str]]:
+    """The payload indexes a Qdrant server builds in a collection: (key, type)."""
+    holder = ItemField if collection == ITEMS else UserField
+    fields = [value for value in vars(holder).values() if isinstance(value, PayloadField)]
+    return [(field.key, field.index) for field in fields if field.index is not None]

@@ -1,0 +1,175 @@
+"""Item ingestion through real Redis (plain XADD entries) into embedded Qdrant, with the real model."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import numpy as np
+from qdrant_client import models
+from redis.asyncio import Redis
+
+from recsys.encoder.service import EncoderService
+from recsys.encoder.text.embedder import Embedder
+from recsys.shared.events import EmbeddingNotice, ItemUpserted
+from recsys.shared.ids import point_id
+from recsys.shared.points import BEHAVIOR, CONTENT, ITEMS
+from tests.encoder.reference import st_encode
+
+WaitConsumed = Callable[[Redis, str, str, str | bytes], Awaitable[None]]
+
+T0 = 1_700_000_000
+ALIEN: dict[str, Any] = {
+    "item_id": "m1",
+    "title": "Alien",
+    "text": "The crew of a commercial space tug meets a deadly alien.",
+    "tags": ["sci-fi", "horror"],
+    "category": "movie",
+    "attributes": {"year": 1979, "rated": "R"},
+    "version": 1,
+    "ts": T0,
+}
+
+
+async def publish(redis: Redis, stream: str, event: str, data: dict[str, Any] | str) -> bytes:
+    payload = data if isinstance(data, str) else json.dumps(data)
+    entry_id = await redis.xadd(stream, {"event": event, "data": payload})
+    return entry_id if isinstance(entry_id, bytes) else entry_id.encode()
+
+
+async def stored(encoder: EncoderService, item_id: str) -> models.Record | None:
+    records = await encoder.store.client.retrieve(ITEMS, [point_id(item_id)], with_payload=True, with_vectors=True)
+    return records[0] if records else None
+
+
+def content_of(record: models.Record) -> np.ndarray:
+    assert isinstance(record.vector, dict)
+    return np.asarray(record.vector[CONTENT])
+
+
+async def ingest(encoder: EncoderService, wait_consumed: WaitConsumed, event: str, data: dict[str, Any] | str) -> None:
+    stream = encoder.settings.streams.items
+    entry_id = await publish(encoder.redis, stream, event, data)
+    await wait_consumed(encoder.redis, stream, encoder.settings.item_ingest_group, entry_id)
+
+
+async def test_an_upserted_item_is_stored_with_its_content_vector_and_payload(
+    encoder: EncoderService, embedder: Embedder, wait_consumed: WaitConsumed
+) -> None:
+    await ingest(encoder, wait_consumed, "item.upserted", ALIEN)
+
+    record = await stored(encoder, "m1")
+    assert record is not None
+    expected = st_encode(embedder, ItemUpserted.model_validate(ALIEN).content_text())
+    assert float(content_of(record) @ expected) >= 0.9999
+    payload = record.payload or {}
+    for field in ("item_id", "title", "category", "tags", "attributes", "version"):
+        assert payload[field] == ALIEN[field]
+    assert payload["created_at"] == payload["updated_at"] == ALIEN["ts"]
+    assert payload["interaction_count"] == 0 and payload["popularity"] == 0.0
+    assert payload["behavior_norm"] == 0.0 and payload["recent_event_ids"] == []
+
+
+async def test_a_stale_version_never_overwrites_a_newer_one(
+    encoder: EncoderService, wait_consumed: WaitConsumed
+) -> None:
+    await ingest(encoder, wait_consumed, "item.upserted", {**ALIEN, "version": 2})
+    newer = await stored(encoder, "m1")
+    await ingest(encoder, wait_consumed, "item.upserted", {**ALIEN, "version": 1, "title": "Stale", "text": "Soup"})
+    await ingest(encoder, wait_consumed, "item.upserted", {**ALIEN, "version": 2, "title": "Replay", "text": "Soup"})
+
+    after = await stored(encoder, "m1")
+    assert newer is not None and after is not None
+    assert (after.payload or {})["title"] == "Alien" and (after.payload or {})["version"] == 2
+    np.testing.assert_array_equal(content_of(after), content_of(newer))
+
+
+async def test_with_equal_versions_the_later_event_wins_and_a_replay_changes_nothing(
+    encoder: EncoderService, wait_consumed: WaitConsumed
+) -> None:
+    unversioned = {**ALIEN, "version": 0}
+    await ingest(encoder, wait_consumed, "item.upserted", unversioned)
+    await ingest(encoder, wait_consumed, "item.upserted", {**unversioned, "title": "Alien (remastered)", "ts": T0 + 60})
+    await ingest(encoder, wait_consumed, "item.upserted", {**unversioned, "title": "Older news", "ts": T0 + 30})
+    await ingest(encoder, wait_consumed, "item.upserted", {**unversioned, "title": "Replayed", "ts": T0 + 60})
+
+    after = await stored(encoder, "m1")
+    assert after is not None and (after.payload or {})["title"] == "Alien (remastered)"
+
+
+async def test_a_newer_version_replaces_the_content_but_keeps_behavior_counters_and_creation_time(
+    encoder: EncoderService, wait_consumed: WaitConsumed
+) -> None:
+    await ingest(encoder, wait_consumed, "item.upserted", ALIEN)
+    interactions = encoder.settings.streams.interactions
+    click = {"event_id": "e1", "user_id": "u1", "item_id": "m1", "type": "like", "ts": ALIEN["ts"] + 10}
+    entry_id = await publish(encoder.redis, interactions, "interaction", click)
+    await wait_consumed(encoder.redis, interactions, encoder.settings.interaction_ingest_group, entry_id)
+    assert encoder.behavior_refresh is not None
+    await encoder.behavior_refresh.refresh()  # the collaborative model gives the item its behavior vector
+    before = await stored(encoder, "m1")
+    renamed = {
+        **ALIEN,
+        "version": 2,
+        "title": "Alien: Director's Cut",
+        "text": "Tomato soup recipes.",
+        "ts": ALIEN["ts"] + 99,
+    }
+    await ingest(encoder, wait_consumed, "item.upserted", renamed)
+
+    after = await stored(encoder, "m1")
+    assert before is not None and after is not None
+    payload = after.payload or {}
+    assert payload["title"] == "Alien: Director's Cut" and payload["version"] == 2
+    assert payload["created_at"] == ALIEN["ts"] and payload["updated_at"] == renamed["ts"]
+    assert payload["interaction_count"] == 1 and payload["recent_event_ids"] == ["e1"]
+    assert isinstance(after.vector, dict) and isinstance(before.vector, dict)
+    assert after.vector[BEHAVIOR] == before.vector[BEHAVIOR]
+    assert float(content_of(after) @ content_of(before)) < 0.9
+
+
+async def test_a_delete_removes_the_item_unless_it_is_older_than_the_stored_version(
+    encoder: EncoderService, wait_consumed: WaitConsumed
+) -> None:
+    await ingest(encoder, wait_consumed, "item.upserted", {**ALIEN, "version": 3})
+    await ingest(encoder, wait_consumed, "item.deleted", {"item_id": "m1", "version": 2})
+    assert await stored(encoder, "m1") is not None
+
+    await ingest(encoder, wait_consumed, "item.deleted", {"item_id": "m1", "version": 3})
+    assert await stored(encoder, "m1") is None
+
+
+async def test_malformed_entries_are_dead_lettered_with_a_reason_and_the_next_entry_is_processed(
+    encoder: EncoderService, wait_consumed: WaitConsumed
+) -> None:
+    stream = encoder.settings.streams.items
+    await encoder.redis.xadd(stream, {"event": "item.upserted", "data": "{not json"})
+    await encoder.redis.xadd(stream, {"event": "item.renamed", "data": "{}"})
+    await encoder.redis.xadd(stream, {"event": "item.upserted", "data": json.dumps({"item_id": "m9", "version": 1})})
+    await ingest(encoder, wait_consumed, "item.upserted", ALIEN)
+
+    assert await stored(encoder, "m1") is not None
+    dead = await encoder.redis.xrange(f"{stream}:dead-letter")
+    reasons = [fields[b"dead_letter_reason"].decode() for _, fields in dead]
+    assert len(reasons) == 3
+    assert any("not JSON" in reason for reason in reasons)
+    assert any("unknown event type 'item.renamed'" in reason for reason in reasons)
+    assert any("title" in reason for reason in reasons)
+
+
+async def test_each_stored_change_publishes_an_embedding_notice(
+    encoder: EncoderService, wait_consumed: WaitConsumed
+) -> None:
+    await ingest(encoder, wait_consumed, "item.upserted", ALIEN)
+    await ingest(encoder, wait_consumed, "item.upserted", ALIEN)  # a replay changes nothing: no notice
+    await ingest(encoder, wait_consumed, "item.deleted", {"item_id": "m1", "version": 1})
+
+    entries = await encoder.redis.xrange(encoder.settings.streams.embeddings)
+    notices = [
+        EmbeddingNotice.from_fields({k.decode(): v.decode() for k, v in fields.items()}) for _, fields in entries
+    ]
+    assert [(n.collection, n.vector, n.subject_id, n.change) for n in notices] == [
+        ("items", CONTENT, "m1", "updated"),
+        ("items", CONTENT, "m1", "deleted"),
+    ]
