@@ -19,3 +19,10 @@ class Overloaded(RequestError):
 
 class Unavailable(Exception):
     """A dependency (model, store, encoder) is not ready: maps to UNAVAILABLE."""
+
+
+class RetryLater(Exception):
+    """A failure that says nothing about the entry being processed (contention, a busy dependency).
+
+    Stream consumers retry such an entry without counting the failure against it.
+    """

@@ -46,11 +46,36 @@ class ConnectionSettings(BaseSettings):
     consumer_claim_idle_ms: int = Field(
         30_000, ge=100, description="An entry pending this long (its consumer died) is claimed by another."
     )
+    consumer_max_attempts: int = Field(
+        5,
+        ge=1,
+        description="After this many failed attempts (errors about the entry itself, not a dependency down) an"
+        " entry goes to the dead-letter stream.",
+    )
     consumer_max_deliveries: int = Field(
-        5, ge=1, description="After this many failed deliveries an entry goes to the dead-letter stream."
+        20,
+        ge=2,
+        description="An entry delivered this many times without ever finishing (every consumer holding it died)"
+        " goes to the dead-letter stream.",
     )
     consumer_concurrency: int = Field(16, ge=1, description="Entries one subscriber handles at once.")
     embeddings_stream_maxlen: int = Field(100_000, ge=1000, description="Approximate cap of the notice stream.")
+    dead_letter_maxlen: int = Field(
+        100_000, ge=1000, description="Approximate cap of each dead-letter stream (the oldest go first)."
+    )
+    stream_max_entries: int = Field(
+        2_000_000,
+        ge=0,
+        description="Hard cap of each consumed stream, read or not (0: none): past it the oldest entries are"
+        " deleted even if a group has not processed them, logged as an error and counted. Below it, streams"
+        " are trimmed only of what every group acknowledged.",
+    )
+    stream_retention_interval_s: float = Field(
+        30.0, gt=0, description="How often consumed streams are trimmed and idle consumers removed."
+    )
+    consumer_expiry_s: float = Field(
+        3600.0, gt=0, description="A consumer with nothing pending is removed from its group after this long idle."
+    )
     behavior_dims: int = Field(64, ge=8, le=1024, description="Dimensions of the collaborative behavior space.")
     grpc_grace_s: float = Field(5.0, ge=0, description="On SIGTERM, in-flight calls get this long to finish.")
     log_level: str = Field("INFO", description="Python log level.")

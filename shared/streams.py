@@ -1,9 +1,20 @@
 """Stream consumption with FastStream: consumer groups, a reader and a claimer per consumer, dead letters.
 
-Delivery is at least once: an entry is acked only when its handler returned. A handler raises
-MalformedEvent for an entry that can never succeed (dead-lettered at once), any other exception
-for a failure worth retrying (the entry stays pending; a claimer picks it up again after
-claim_idle_ms, and after max_deliveries it is dead-lettered). Nothing stops the consumer.
+Delivery is at least once: an entry is acked only when its handler returned (or, for a checkpointed
+consumer, once what the handler learned is durable). A handler raises MalformedEvent for an entry
+that can never succeed (dead-lettered at once); a failure about the world (a dependency down or busy,
+see stream_failures.is_transient) leaves the entry pending without counting against it; any other
+failure counts, and after max_attempts failed attempts the entry is dead-lettered with the last error.
+Nothing stops the consumer, and nothing but failing sends an entry to the dead-letter stream:
+
+- entries are decoded here (stream_entries), so bytes that are not UTF-8 or an oversized entry are
+  poison caught before FastStream or a handler could choke on them;
+- an entry in flight keeps its claim (its idle time is reset every claim_idle_ms / 3), so no
+  claimer takes a slow entry from a live consumer, and redeliveries are not failures;
+- a subscriber that stops (its group or the whole stream vanished when Redis restarted empty, say)
+  is restarted with the group re-created from 0; while one cannot run, `healthy` is False, which
+  the service's liveness reports, so the orchestrator restarts the process;
+- retention (stream_retention) trims what every group acknowledged and removes idle consumers.
 
 New entries arrive in batches (one XREADGROUP each) and each entry runs in a task of its own, up to
 the policy's concurrency; finished entries are acked together. FastStream's per-message dispatch
@@ -14,7 +25,9 @@ then lacked on a machine whose cores it shares.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,6 +43,9 @@ from recsys.shared.events import MalformedEvent
 from recsys.shared.logs import log_event
 from recsys.shared.settings import ConnectionSettings, StreamNames
 from recsys.shared.stream_acks import AckBatcher
+from recsys.shared.stream_entries import StreamEntry, read_entry
+from recsys.shared.stream_failures import FailureLedger, is_transient
+from recsys.shared.stream_retention import CapHandler, RetentionPolicy, enforce_retention
 
 # A handler gets the entry's fields (decoded) and its stream entry id.
 EntryHandler = Callable[[dict[str, str], str], Awaitable[None]]
@@ -37,6 +53,8 @@ EntryHandler = Callable[[dict[str, str], str], Awaitable[None]]
 _log = logging.getLogger(__name__)
 # FastStream's own lines ("Received", "Processed", task callbacks) go here; INFO is noise per entry.
 BROKER_LOGGER = "recsys.broker"
+# A subscriber down this long despite restarts makes the process unhealthy (liveness fails).
+_UNHEALTHY_AFTER_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -45,17 +63,24 @@ class ConsumerPolicy:
 
     max_records: int = 16
     claim_idle_ms: int = 30_000
-    max_deliveries: int = 5
+    # Failed attempts (errors about the entry itself) before it is dead-lettered.
+    max_attempts: int = 5
+    # Deliveries that never finished (each consumer holding it died) before it is dead-lettered:
+    # only an entry that kills whoever takes it gets there.
+    max_deliveries: int = 20
     concurrency: int = 16
     polling_interval_ms: int = 100
+    dead_letter_maxlen: int = 100_000
 
     @classmethod
     def from_settings(cls, settings: ConnectionSettings) -> ConsumerPolicy:
         return cls(
             max_records=settings.consumer_max_records,
             claim_idle_ms=settings.consumer_claim_idle_ms,
+            max_attempts=settings.consumer_max_attempts,
             max_deliveries=settings.consumer_max_deliveries,
             concurrency=settings.consumer_concurrency,
+            dead_letter_maxlen=settings.dead_letter_maxlen,
         )
 
 
@@ -77,7 +102,11 @@ def new_broker(redis_url: str, graceful_timeout: float | None = None, max_connec
 
 
 async def ensure_group(redis: Redis, stream: str, group: str) -> None:
-    """Creates the group at the start of the stream, so a backlog published before the first start is read."""
+    """Creates the group at the start of the stream, so a backlog published before the first start is read.
+
+    A group lost with its stream (Redis restarted empty) is re-created from 0 too: whatever producers
+    wrote since is read, and a replay of anything older is harmless (versions and event ids).
+    """
     try:
         await redis.xgroup_create(stream, group, id="0", mkstream=True)
     except ResponseError as exc:
@@ -85,36 +114,33 @@ async def ensure_group(redis: Redis, stream: str, group: str) -> None:
             raise
 
 
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    entry_id: str
-    fields: dict[str, str]
+async def _raw(msg: Any) -> StreamMessage[Any]:
+    """Hands FastStream's message on untouched: its own parser decodes bodies as UTF-8 JSON and fails a
+    whole batch (which then waited for the claimer) on one entry that is not; entries are decoded here."""
+    ids = msg.get("message_ids") or [b""]
+    first = ids[0].decode() if isinstance(ids[0], bytes) else str(ids[0])
+    return StreamMessage(raw_message=msg, body=b"", message_id=first, correlation_id=first)
 
 
-async def _as_entry(msg: StreamMessage[Any]) -> _Entry:
-    """The entry a handler gets, decoded here rather than taken from the message in the handler's signature.
-
-    FastStream resolves a `msg: RedisStreamMessage` parameter with a synchronous dependency that it runs
-    in a worker thread, one hop per message: a fifth of the event loop's time during ingestion went there.
-    An async decoder runs inline.
-    """
+async def _as_entry(msg: StreamMessage[Any]) -> StreamEntry:
     raw = msg.raw_message
-    return _Entry(raw["message_ids"][0].decode(), _decode(raw["data"]))
+    return read_entry(raw["message_ids"][0], raw["data"])
 
 
-async def _as_entries(msg: StreamMessage[Any]) -> list[_Entry]:
-    """The entries of one batch read, in stream order."""
+async def _as_entries(msg: StreamMessage[Any]) -> list[StreamEntry]:
+    """The entries of one batch read, in stream order (decoded inline: FastStream resolving a `msg`
+    parameter ran a synchronous dependency in a worker thread, one hop per message)."""
     raw = msg.raw_message
-    pairs = zip(raw["message_ids"], raw["data"], strict=True)
-    return [_Entry(entry_id.decode(), _decode(data)) for entry_id, data in pairs]
-
-
-def _decode(raw: dict[bytes, bytes]) -> dict[str, str]:
-    return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in raw.items()}
+    return [read_entry(entry_id, data) for entry_id, data in zip(raw["message_ids"], raw["data"], strict=True)]
 
 
 class StreamConsumer:
-    """One consumer in one group of one stream: a reader for new entries and a claimer for abandoned ones."""
+    """One consumer in one group of one stream: a reader for new entries and a claimer for abandoned ones.
+
+    checkpointed: handled entries are not acked when their handler returns but held until the owner
+    says what they changed is durable (`take_handled`, then `acknowledge`); held entries keep their
+    claim meanwhile. For a consumer whose state lives in memory and is saved now and then.
+    """
 
     def __init__(
         self,
@@ -126,18 +152,25 @@ class StreamConsumer:
         consumer: str,
         handler: EntryHandler,
         policy: ConsumerPolicy,
+        checkpointed: bool = False,
     ) -> None:
         self.stream = stream
         self.group = group
+        self.consumer = consumer
         self.dead_letter_stream = StreamNames.dead_letter(stream)
+        self.checkpointed = checkpointed
         self._redis = redis
         self._handler = handler
         self._policy = policy
         self._acks = AckBatcher(redis, stream, group)
+        self.failures = FailureLedger(redis, stream, group)
         self._slots = asyncio.Semaphore(policy.concurrency)
         self._in_flight: set[asyncio.Task[None]] = set()
+        # Entries this consumer holds (in flight, or handled and held for a checkpoint) and since when.
+        self._claimed: dict[str, float] = {}
+        self._handled: list[str] = []
         # Acks are this class's own (AckBatcher), for both subscribers: MANUAL keeps FastStream's off.
-        reader = broker.subscriber(
+        self.reader = broker.subscriber(
             stream=StreamSub(
                 stream,
                 group=group,
@@ -147,10 +180,11 @@ class StreamConsumer:
                 batch=True,
             ),
             ack_policy=AckPolicy.MANUAL,
+            parser=_raw,
             decoder=_as_entries,
         )
         # XAUTOCLAIM only: it never reads new entries, hence a second subscriber.
-        claimer = broker.subscriber(
+        self.claimer = broker.subscriber(
             stream=StreamSub(
                 stream,
                 group=group,
@@ -161,29 +195,67 @@ class StreamConsumer:
             ),
             max_workers=policy.concurrency,
             ack_policy=AckPolicy.MANUAL,
+            parser=_raw,
             decoder=_as_entry,
         )
-        reader(self._on_new_entries)
-        claimer(self._on_claimed_entry)
+        self.reader(self._on_new_entries)
+        self.claimer(self._on_claimed_entry)
+
+    @property
+    def claim_idle_ms(self) -> int:
+        return self._policy.claim_idle_ms
 
     async def prepare(self) -> None:
         """Creates the group; call before the broker starts."""
         await ensure_group(self._redis, self.stream, self.group)
 
     async def stop(self, grace_s: float) -> None:
-        """Call once the broker stopped: entries in flight get grace_s to finish and be acked; the rest stay pending."""
+        """Call once the broker stopped: entries in flight get grace_s to finish and be acked; the rest stay pending.
+
+        A consumer left with nothing pending leaves its group, so groups do not collect dead consumers.
+        """
         if self._in_flight:
             _, unfinished = await asyncio.wait(set(self._in_flight), timeout=grace_s)
             for task in unfinished:
                 task.cancel()
             await asyncio.gather(*unfinished, return_exceptions=True)
         await self._acks.flush()
+        with contextlib.suppress(Exception):  # Redis gone: the retention of another process removes it later
+            mine = [c for c in await self._redis.xinfo_consumers(self.stream, self.group) if _name(c) == self.consumer]
+            if mine and int(mine[0]["pending"]) == 0:
+                await self._redis.xgroup_delconsumer(self.stream, self.group, self.consumer)
 
-    async def _on_new_entries(self, entries: Any) -> None:
+    async def keep_claims(self) -> None:
+        """Resets the idle time of the entries this consumer holds longer than a third of the claim time."""
+        threshold = time.monotonic() - self._policy.claim_idle_ms / 3000.0
+        held: list[Any] = [entry_id for entry_id, since in self._claimed.items() if since <= threshold]
+        for start in range(0, len(held), 500):
+            # JUSTID: takes the entries back without counting a delivery.
+            await self._redis.xclaim(self.stream, self.group, self.consumer, 0, held[start : start + 500], justid=True)
+        for entry_id in held:
+            if entry_id in self._claimed:
+                self._claimed[entry_id] = time.monotonic()
+
+    def take_handled(self) -> list[str]:
+        """Entries handled since the last call (checkpointed consumers): ack them once their effect is durable."""
+        handled, self._handled = self._handled, []
+        return handled
+
+    def acknowledge(self, entry_ids: list[str]) -> None:
+        """Acks entries taken with take_handled; give back ones whose checkpoint failed with `hold_again`."""
+        for entry_id in entry_ids:
+            self._claimed.pop(entry_id, None)
+            self._acks.ack(entry_id)
+
+    def hold_again(self, entry_ids: list[str]) -> None:
+        self._handled = [*entry_ids, *self._handled]
+
+    async def _on_new_entries(self, entries: list[StreamEntry]) -> None:
         # Returns once every entry of the read has a task: a full house holds back the next read.
         for entry in entries:
             await self._slots.acquire()
-            task = asyncio.create_task(self._settle_new_entry(entry))
+            self._claimed[entry.entry_id] = time.monotonic()
+            task = asyncio.create_task(self._settle(entry, first_delivery=True))
             self._in_flight.add(task)
             task.add_done_callback(self._entry_done)
 
@@ -191,12 +263,15 @@ class StreamConsumer:
         self._in_flight.discard(task)
         self._slots.release()
 
-    async def _settle_new_entry(self, entry: _Entry) -> None:
+    async def _on_claimed_entry(self, entry: StreamEntry) -> None:
+        self._claimed[entry.entry_id] = time.monotonic()
+        await self._settle(entry, first_delivery=False)
+
+    async def _settle(self, entry: StreamEntry, first_delivery: bool) -> None:
+        """Handles one entry to the end: acked (or held), dead-lettered, or left pending for a retry."""
         try:
-            # XREADGROUP ">" hands out only entries never delivered before: no need to ask Redis how often.
-            await self._on_entry(entry, first_delivery=True)
-        except Exception as exc:
-            # A handler's failure was logged by _on_entry; this also catches a failed dead-letter XADD.
+            done = await self._attempt(entry, first_delivery)
+        except Exception as exc:  # Redis failed around the handler (ledger, dead letter): retry later
             log_event(
                 _log,
                 "entry_left_pending",
@@ -205,83 +280,268 @@ class StreamConsumer:
                 entry_id=entry.entry_id,
                 error=repr(exc),
             )
-            return  # the claimer delivers it again
-        self._acks.ack(entry.entry_id)
+            done = False
+        if not done:
+            self._claimed.pop(entry.entry_id, None)  # a claimer takes it after claim_idle_ms
+        elif self.checkpointed:
+            self._handled.append(entry.entry_id)
+        else:
+            self._claimed.pop(entry.entry_id, None)
+            self._acks.ack(entry.entry_id)
 
-    async def _on_claimed_entry(self, entry: Any) -> None:
-        await self._on_entry(entry, first_delivery=False)
-        self._acks.ack(entry.entry_id)
-
-    async def _on_entry(self, entry: _Entry, first_delivery: bool) -> None:
-        """Returns when the entry is done with (applied or dead-lettered); raises to leave it pending."""
-        entry_id, fields = entry.entry_id, entry.fields
-        deliveries = 1 if first_delivery else await self._delivery_count(entry_id)
-        if deliveries > self._policy.max_deliveries:
-            await self._dead_letter(fields, entry_id, deliveries, f"gave up after {deliveries - 1} failed deliveries")
-            return
-        try:
-            await self._handler(fields, entry_id)
-        except MalformedEvent as exc:
-            await self._dead_letter(fields, entry_id, deliveries, str(exc))
-        except Exception as exc:
-            if deliveries >= self._policy.max_deliveries:
+    async def _attempt(self, entry: StreamEntry, first_delivery: bool) -> bool:
+        """True when the entry is done with (applied or dead-lettered); False leaves it pending."""
+        entry_id = entry.entry_id
+        if entry.poison is not None:
+            await self._dead_letter(entry, entry.poison)
+            return True
+        failures, last_error = (0, "") if first_delivery else await self.failures.failures(entry_id)
+        if failures >= self._policy.max_attempts:
+            await self._dead_letter(entry, f"failed {failures} attempts, last error: {last_error}")
+            return True
+        if not first_delivery:
+            deliveries = await self._delivery_count(entry_id)
+            if deliveries > self._policy.max_deliveries:
                 await self._dead_letter(
-                    fields, entry_id, deliveries, f"failed {deliveries} deliveries, last error: {exc!r}"
+                    entry,
+                    f"delivered {deliveries - 1} times without finishing: every consumer holding it stopped",
                 )
-                return
+                return True
+        try:
+            await self._handler(entry.fields, entry_id)
+        except MalformedEvent as exc:
+            await self._dead_letter(entry, str(exc))
+            return True
+        except Exception as exc:
+            if is_transient(exc):
+                log_event(
+                    _log, "entry_retry_later", logging.WARNING, stream=self.stream, entry_id=entry_id, error=repr(exc)
+                )
+                return False
+            failures = await self.failures.record(entry_id, repr(exc))
+            if failures >= self._policy.max_attempts:
+                await self._dead_letter(entry, f"failed {failures} attempts, last error: {exc!r}")
+                return True
             log_event(
                 _log,
                 "entry_failed",
                 logging.WARNING,
                 stream=self.stream,
                 entry_id=entry_id,
-                deliveries=deliveries,
+                failures=failures,
                 error=repr(exc),
             )
-            raise  # stays pending; the claimer retries it after claim_idle_ms
+            return False
+        if failures:
+            await self.failures.forget(entry_id)
+        return True
 
     async def _delivery_count(self, entry_id: str) -> int:
         pending = await self._redis.xpending_range(self.stream, self.group, min=entry_id, max=entry_id, count=1)
         return int(pending[0]["times_delivered"]) if pending else 1
 
-    async def _dead_letter(self, fields: dict[str, str], entry_id: str, deliveries: int, reason: str) -> None:
-        record = {
-            **fields,
-            "dead_letter_reason": reason,
-            "dead_letter_source_stream": self.stream,
-            "dead_letter_source_id": entry_id,
-            "dead_letter_deliveries": str(deliveries),
-            "dead_letter_at": f"{time.time():.3f}",
+    async def _dead_letter(self, entry: StreamEntry, reason: str) -> None:
+        record: dict[bytes, bytes] = {
+            **entry.raw,
+            b"dead_letter_reason": reason.encode(),
+            b"dead_letter_source_stream": self.stream.encode(),
+            b"dead_letter_source_id": entry.entry_id.encode(),
+            b"dead_letter_at": f"{time.time():.3f}".encode(),
         }
-        await self._redis.xadd(self.dead_letter_stream, record)  # type: ignore[arg-type]
-        log_event(
-            _log, "entry_dead_lettered", logging.WARNING, stream=self.stream, entry_id=entry_id, reason=reason[:300]
+        await self._redis.xadd(
+            self.dead_letter_stream,
+            record,  # type: ignore[arg-type]
+            maxlen=self._policy.dead_letter_maxlen,
+            approximate=True,
         )
+        await self.failures.forget(entry.entry_id)
+        log_event(
+            _log,
+            "entry_dead_lettered",
+            logging.WARNING,
+            stream=self.stream,
+            entry_id=entry.entry_id,
+            reason=reason[:300],
+        )
+
+
+def _name(consumer: dict[Any, Any]) -> str:
+    name = consumer["name"]
+    return name.decode() if isinstance(name, bytes) else str(name)
 
 
 class StreamSubscriptions:
-    """A broker and the consumers it reads for: they start together and stop together, in-flight entries first."""
+    """A broker and the consumers it reads for: they start together, are kept running, and stop together.
 
-    def __init__(self, redis_url: str, redis: Redis, *, grace_s: float, max_connections: int = 1024) -> None:
+    Around the consumers it runs the housekeeping of the streams they read: claims kept while
+    entries are in flight, stopped subscribers restarted, retention (trimming and idle consumers).
+    """
+
+    def __init__(
+        self,
+        redis_url: str,
+        redis: Redis,
+        *,
+        grace_s: float,
+        max_connections: int = 1024,
+        retention: RetentionPolicy | None = None,
+        retention_interval_s: float = 30.0,
+        supervise_interval_s: float = 1.0,
+        on_cap: CapHandler | None = None,
+    ) -> None:
         self.broker = new_broker(redis_url, graceful_timeout=grace_s, max_connections=max_connections)
         self._redis = redis
         self._grace_s = grace_s
-        self._consumers: list[StreamConsumer] = []
+        self._retention = retention or RetentionPolicy()
+        self._retention_interval_s = retention_interval_s
+        self._supervise_interval_s = supervise_interval_s
+        self._on_cap = on_cap
+        self.consumers: list[StreamConsumer] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        # Since when a subscriber has been found stopped (and could not be restarted), by subscriber.
+        self._down_since: dict[int, float] = {}
 
-    def consume(self, *, stream: str, group: str, consumer: str, handler: EntryHandler, policy: ConsumerPolicy) -> None:
-        self._consumers.append(
-            StreamConsumer(
-                self.broker, self._redis, stream=stream, group=group, consumer=consumer, handler=handler, policy=policy
-            )
+    @classmethod
+    def from_settings(
+        cls, settings: ConnectionSettings, redis: Redis, on_cap: CapHandler | None = None
+    ) -> StreamSubscriptions:
+        """On stop, handlers in flight get the same grace as gRPC calls; unfinished entries stay pending."""
+        return cls(
+            settings.redis_url,
+            redis,
+            grace_s=settings.grpc_grace_s,
+            max_connections=settings.redis_max_connections,
+            retention=RetentionPolicy.from_settings(settings),
+            retention_interval_s=settings.stream_retention_interval_s,
+            on_cap=on_cap,
         )
 
+    def consume(
+        self,
+        *,
+        stream: str,
+        group: str,
+        consumer: str,
+        handler: EntryHandler,
+        policy: ConsumerPolicy,
+        checkpointed: bool = False,
+    ) -> StreamConsumer:
+        made = StreamConsumer(
+            self.broker,
+            self._redis,
+            stream=stream,
+            group=group,
+            consumer=consumer,
+            handler=handler,
+            policy=policy,
+            checkpointed=checkpointed,
+        )
+        self.consumers.append(made)
+        return made
+
+    @property
+    def healthy(self) -> bool:
+        """False while some subscriber has been stopped for a while and could not be restarted."""
+        now = time.monotonic()
+        return all(now - since < _UNHEALTHY_AFTER_S for since in self._down_since.values())
+
     async def start(self) -> None:
-        for consumer in self._consumers:
+        self._stopping = False
+        for consumer in self.consumers:
             await consumer.prepare()
         await self.broker.start()
+        self._tasks = [
+            asyncio.create_task(self._supervise(), name="streams-supervisor"),
+            asyncio.create_task(self._enforce_retention(), name="streams-retention"),
+        ]
 
     async def stop(self) -> None:
         """Stops reading, then gives the entries in flight the grace period; unfinished ones stay pending."""
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        # The subscribers first, so no read is cut off by the connections closing (a noisy fetch error).
+        for consumer in self.consumers:
+            for subscriber in (consumer.reader, consumer.claimer):
+                with contextlib.suppress(Exception):
+                    await subscriber.stop()
         await self.broker.stop()
-        for consumer in self._consumers:
+        for consumer in self.consumers:
             await consumer.stop(self._grace_s)
+
+    async def _supervise(self) -> None:
+        """Keeps claims of entries in flight, and restarts subscribers that stopped."""
+        claims_due = 0.0
+        while True:
+            await asyncio.sleep(self._supervise_interval_s)
+            now = time.monotonic()
+            for consumer in self.consumers:
+                if now >= claims_due:
+                    try:
+                        await consumer.keep_claims()
+                    except Exception as exc:  # Redis away: claims are kept again on the next turn
+                        log_event(_log, "claims_not_kept", logging.WARNING, stream=consumer.stream, error=repr(exc))
+                await self._restart_stopped(consumer)
+            if now >= claims_due:
+                shortest = min((c.claim_idle_ms for c in self.consumers), default=30_000)
+                claims_due = now + shortest / 3000.0
+
+    async def _restart_stopped(self, consumer: StreamConsumer) -> None:
+        """Re-creates a lost group and restarts stopped subscribers; stops them while the stream is unusable.
+
+        FastStream stops a subscriber for good when its group is gone, and restarts a read that raises
+        anything else at once, in a hot loop: a stream that cannot be read (replaced by another type,
+        refused by an ACL) is stopped here instead, and reported through `healthy` until it can be.
+        """
+        subscribers = (consumer.reader, consumer.claimer)
+        if self._stopping:
+            return
+        try:
+            await ensure_group(self._redis, consumer.stream, consumer.group)
+        except ResponseError as exc:
+            for subscriber in subscribers:
+                self._down_since.setdefault(id(subscriber), time.monotonic())
+                if subscriber.running:
+                    await subscriber.stop()
+            log_event(
+                _log, "stream_unusable", logging.ERROR, stream=consumer.stream, group=consumer.group, error=repr(exc)
+            )
+            return
+        except Exception as exc:  # Redis unreachable: FastStream reconnects by itself; restarting would not help
+            log_event(_log, "stream_check_failed", logging.WARNING, stream=consumer.stream, error=repr(exc))
+            return
+        for subscriber in subscribers:
+            if subscriber.running:
+                self._down_since.pop(id(subscriber), None)
+                continue
+            self._down_since.setdefault(id(subscriber), time.monotonic())
+            try:
+                await subscriber.start()
+            except Exception as exc:
+                log_event(
+                    _log,
+                    "stream_consumer_not_restarted",
+                    logging.ERROR,
+                    stream=consumer.stream,
+                    group=consumer.group,
+                    error=repr(exc),
+                )
+                continue
+            log_event(_log, "stream_consumer_restarted", logging.WARNING, stream=consumer.stream, group=consumer.group)
+            self._down_since.pop(id(subscriber), None)
+
+    async def _enforce_retention(self) -> None:
+        """Trims every stream read here below what all its groups acknowledged; removes idle consumers."""
+        streams = {c.stream: [o.failures for o in self.consumers if o.stream == c.stream] for c in self.consumers}
+        # Processes started together should not all trim at the same moment.
+        await asyncio.sleep(random.uniform(0, self._retention_interval_s))
+        while True:
+            for stream, ledgers in streams.items():
+                try:
+                    await enforce_retention(self._redis, stream, self._retention, ledgers, self._on_cap)
+                except Exception as exc:  # Redis away: the next pass catches up
+                    log_event(_log, "stream_retention_failed", logging.WARNING, stream=stream, error=repr(exc))
+            await asyncio.sleep(self._retention_interval_s)

@@ -123,12 +123,7 @@ class EncoderService:
                 self._metrics.serve(settings.encoder_host, settings.encoder_metrics_port)
 
             # On stop, handlers in flight get the same grace as gRPC calls; unfinished entries stay pending.
-            self._subscriptions = StreamSubscriptions(
-                settings.redis_url,
-                self.redis,
-                grace_s=settings.grpc_grace_s,
-                max_connections=settings.redis_max_connections,
-            )
+            self._subscriptions = StreamSubscriptions.from_settings(settings, self.redis)
             for role in self.roles:
                 await role.start(self._subscriptions)
             await self._subscriptions.start()

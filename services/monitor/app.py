@@ -121,12 +121,7 @@ class MonitorService:
         if self.settings.metrics_port >= 0:
             self._metrics_endpoint.serve(self.settings.monitor_host, self.settings.metrics_port)
         self._source.start()
-        self._subscriptions = StreamSubscriptions(
-            self.settings.redis_url,
-            self.redis,
-            grace_s=self.settings.grpc_grace_s,
-            max_connections=self.settings.redis_max_connections,
-        )
+        self._subscriptions = StreamSubscriptions.from_settings(self.settings, self.redis)
         policy = ConsumerPolicy.from_settings(self.settings)
         self._subscriptions.consume(
             stream=self.settings.streams.embeddings,

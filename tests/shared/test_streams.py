@@ -14,7 +14,7 @@ from recsys.shared.streams import ConsumerPolicy, StreamSubscriptions
 from tests.support import stream_entries_async
 
 STREAM = "test:items"
-FAST = ConsumerPolicy(max_records=4, claim_idle_ms=300, max_deliveries=3, concurrency=4, polling_interval_ms=50)
+FAST = ConsumerPolicy(max_records=4, claim_idle_ms=300, max_attempts=3, concurrency=4, polling_interval_ms=50)
 
 
 async def _eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 10.0) -> None:
@@ -87,7 +87,7 @@ async def test_malformed_entry_is_dead_lettered_with_its_reason_and_the_next_is_
     assert (await redis.xpending(STREAM, "g"))["pending"] == 0
 
 
-async def test_entry_failing_every_delivery_is_retried_then_dead_lettered(redis_url: str, redis: Redis) -> None:
+async def test_entry_failing_every_attempt_is_retried_then_dead_lettered(redis_url: str, redis: Redis) -> None:
     attempts: list[str] = []
 
     async def handle(fields: dict[str, str], entry_id: str) -> None:
@@ -100,7 +100,7 @@ async def test_entry_failing_every_delivery_is_retried_then_dead_lettered(redis_
         await _eventually(lambda: _xlen(redis, f"{STREAM}:dead-letter", 1))
     finally:
         await subscriptions.stop()
-    assert len(attempts) == FAST.max_deliveries
+    assert len(attempts) == FAST.max_attempts
     [(_, dead)] = await stream_entries_async(redis, f"{STREAM}:dead-letter")
     assert "store down" in dead["dead_letter_reason"]
     assert (await redis.xpending(STREAM, "g"))["pending"] == 0

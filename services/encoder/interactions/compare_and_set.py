@@ -15,12 +15,13 @@ from collections.abc import Awaitable, Callable
 
 from qdrant_client import models
 
+from recsys.shared.errors import RetryLater
 from recsys.shared.points import REVISION
 
 MAX_ATTEMPTS = 50
 
 
-class WriteConflict(RuntimeError):
+class WriteConflict(RetryLater):
     """Another writer kept winning; the stream entry stays pending and is retried later."""
 
 
