@@ -83,9 +83,13 @@ class GrpcServer:
         return self.port
 
     async def set_serving(self, serving: bool) -> None:
-        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        """Sets the overall status and every service's (see recsys.shared.health for finer reports)."""
         for name in ["", *self.service_names]:
-            await self.health.set(name, status)
+            await self.set_status(name, serving)
+
+    async def set_status(self, name: str, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        await self.health.set(name, status)
 
     async def stop(self, grace_s: float) -> None:
         """Refuses new calls, lets in-flight calls finish for up to grace_s."""

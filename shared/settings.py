@@ -78,6 +78,12 @@ class ConnectionSettings(BaseSettings):
     )
     behavior_dims: int = Field(64, ge=8, le=1024, description="Dimensions of the collaborative behavior space.")
     grpc_grace_s: float = Field(5.0, ge=0, description="On SIGTERM, in-flight calls get this long to finish.")
+    health_interval_s: float = Field(
+        2.0,
+        gt=0,
+        description="How often liveness (can this process progress?) and readiness (do Redis and Qdrant"
+        " answer?) are checked and reported through gRPC health.",
+    )
     log_level: str = Field("INFO", description="Python log level.")
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
@@ -31,6 +32,12 @@ class Role(Protocol):
     """One role inside the encoder service: its RPCs go on the server before it starts, its consumers after."""
 
     grpc_services: tuple[str, ...]
+    # The gRPC health name its readiness is reported under (its API's name, when it has one).
+    health_name: str
+
+    def liveness(self) -> dict[str, Callable[[], bool]]:
+        """Named checks that are False when this role can no longer make progress."""
+        ...
 
     def register(self, server: grpc.aio.Server) -> None: ...
 

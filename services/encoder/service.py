@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
@@ -22,6 +23,7 @@ from recsys.encoder.roles import EncoderRole, Role
 from recsys.encoder.settings import EncoderSettings
 from recsys.shared.errors import Unavailable
 from recsys.shared.grpc_server import GrpcServer
+from recsys.shared.health import HealthReporter, redis_answers, store_answers
 from recsys.shared.logs import log_event
 from recsys.shared.metrics_endpoint import MetricsEndpoint
 from recsys.shared.store import VectorStore
@@ -67,6 +69,7 @@ class EncoderService:
         self.interactions_role: InteractionsRole | None = None
         self._grpc: GrpcServer | None = None
         self._subscriptions: StreamSubscriptions | None = None
+        self._health: HealthReporter | None = None
         self._port = 0
 
     @property
@@ -130,9 +133,20 @@ class EncoderService:
 
             if not await self.store.is_reachable():
                 raise Unavailable(f"vector store {self.store.location} is not reachable")
-            await self._grpc.set_serving(True)
-            self.ready.set()
-            log_event(_log, "encoder_ready", role=self.role.value, port=self.port, metrics_port=self.metrics_port)
+            subscriptions = self._subscriptions
+            liveness: dict[str, Callable[[], bool]] = {"stream consumers": lambda: subscriptions.healthy}
+            for role in self.roles:
+                liveness.update(role.liveness())
+            self._health = HealthReporter(
+                self._grpc,
+                [role.health_name for role in self.roles],
+                liveness=liveness,
+                readiness={"redis": redis_answers(self.redis), "qdrant": store_answers(self.store)},
+                interval_s=settings.health_interval_s,
+                ready_event=self.ready,
+            )
+            await self._health.start()
+            log_event(_log, "encoder_started", role=self.role.value, port=self.port, metrics_port=self.metrics_port)
         except BaseException:
             await self.stop()
             raise
@@ -140,6 +154,9 @@ class EncoderService:
     async def stop(self) -> None:
         """Stops taking entries (in-flight ones finish), then gRPC (with grace), then the roles."""
         self.ready.clear()
+        health, self._health = self._health, None
+        if health is not None:
+            await health.stop()
         subscriptions, self._subscriptions = self._subscriptions, None
         if subscriptions is not None:
             await subscriptions.stop()

@@ -30,6 +30,7 @@ from recsys.shared.api import monitor_pb2, monitor_pb2_grpc
 from recsys.shared.errors import InvalidRequest, Unavailable
 from recsys.shared.events import EmbeddingNotice, MalformedEvent, parse_interaction
 from recsys.shared.grpc_server import GrpcServer
+from recsys.shared.health import HealthReporter, redis_answers, store_answers
 from recsys.shared.logs import log_event
 from recsys.shared.metrics_endpoint import MetricsEndpoint
 from recsys.shared.store import VectorStore
@@ -40,6 +41,7 @@ _log = logging.getLogger(__name__)
 DEFAULT_ANOMALY_LIMIT = 100
 MAX_ANOMALY_LIMIT = 1000
 ALERT_EVENTS = ("drift.detected", "anomaly.detected")
+SERVICE_NAME = monitor_pb2.DESCRIPTOR.services_by_name["MonitorService"].full_name
 
 
 class MonitorService:
@@ -87,6 +89,7 @@ class MonitorService:
         self._grpc: GrpcServer | None = None
         self._subscriptions: StreamSubscriptions | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._health: HealthReporter | None = None
         self._port = 0
         self.metrics = MonitorMetrics()
         self._metrics_endpoint = MetricsEndpoint(self.metrics.registry)
@@ -113,9 +116,7 @@ class MonitorService:
     async def _start(self) -> None:
         self._closing.clear()
         await asyncio.to_thread(self._persistence.restore)
-        self._grpc = GrpcServer(
-            self.settings.grpc_address, [monitor_pb2.DESCRIPTOR.services_by_name["MonitorService"].full_name]
-        )
+        self._grpc = GrpcServer(self.settings.grpc_address, [SERVICE_NAME])
         monitor_pb2_grpc.add_MonitorServiceServicer_to_server(MonitorServicer(self), self._grpc.server)
         self._port = await self._grpc.start()
         if self.settings.metrics_port >= 0:
@@ -143,11 +144,27 @@ class MonitorService:
             asyncio.create_task(self._evaluate_periodically(), name="monitor-evaluator"),
             asyncio.create_task(self._save_periodically(), name="monitor-state"),
         ]
-        await self._refresh_readiness()
+        subscriptions, tasks = self._subscriptions, list(self._tasks)
+        # Qdrant down makes the monitor unready, never dead: restarting it would not bring Qdrant back.
+        self._health = HealthReporter(
+            self._grpc,
+            [SERVICE_NAME],
+            liveness={
+                "stream consumers": lambda: subscriptions.healthy,
+                "evaluator and state saver": lambda: not any(task.done() for task in tasks),
+            },
+            readiness={"redis": redis_answers(self.redis), "qdrant": store_answers(self.store)},
+            interval_s=self.settings.health_interval_s,
+            ready_event=self.ready,
+        )
+        await self._health.start()
 
     async def stop(self) -> None:
         self.ready.clear()
         self._closing.set()  # open WatchAlerts streams end instead of holding the shutdown for the grace period
+        if self._health is not None:
+            await self._health.stop()
+            self._health = None
         if self._grpc is not None:
             await self._grpc.set_serving(False)
         for task in self._tasks:
@@ -292,8 +309,7 @@ class MonitorService:
         return self._history.of(space)
 
     async def evaluate(self) -> dict[str, DriftReport]:
-        """One pass of the periodic work: readiness, then every space's report (and its alert, if due)."""
-        await self._refresh_readiness()
+        """One pass of the periodic work: every space's report (and its alert, if due)."""
         return {space.name: await self.drift_report(space.name) for space in SPACES}
 
     async def save_state(self) -> None:
@@ -367,18 +383,6 @@ class MonitorService:
         self._alerts.sent(alert, time.time())
         self._changes += 1
         self.metrics.record_alert(alert.event)
-
-    async def _refresh_readiness(self) -> None:
-        serving = self._grpc is not None and await self.store.is_reachable()
-        if serving == self.ready.is_set():
-            return
-        if self._grpc is not None:
-            await self._grpc.set_serving(serving)
-        if serving:
-            self.ready.set()
-        else:
-            self.ready.clear()
-        log_event(_log, "monitor_readiness", serving=serving)
 
 
 def _watch_policy(settings: MonitorSettings, space: Space) -> WatchPolicy:

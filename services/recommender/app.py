@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from recsys.recommender.feeds import Feeds
@@ -13,8 +12,8 @@ from recsys.recommender.settings import RecommenderSettings
 from recsys.shared.api import recommender_pb2_grpc
 from recsys.shared.client import EncoderClient
 from recsys.shared.grpc_server import GrpcServer
+from recsys.shared.health import HealthReporter, store_answers
 from recsys.shared.logs import log_event
-from recsys.shared.points import ITEMS, USERS
 from recsys.shared.store import VectorStore
 
 _log = logging.getLogger(__name__)
@@ -23,8 +22,9 @@ _log = logging.getLogger(__name__)
 class RecommenderService:
     """Serves SimilarItems, ForYou and SearchItems; read-only against the store, so replicas scale freely.
 
-    start() serves at once with health NOT_SERVING; a background task turns it SERVING (and sets
-    `ready`) when the store answers and the encoder has created the collections.
+    start() serves at once; health reports it ready (and `ready` is set) while the store answers
+    and holds the collections the encoder creates. Nothing in it can stop making progress, so its
+    liveness only fails when the process itself stops answering.
     """
 
     name = "recommender"
@@ -35,7 +35,7 @@ class RecommenderService:
         self.ready = asyncio.Event()
         self._server: GrpcServer | None = None
         self._encoder: EncoderClient | None = None
-        self._readiness: asyncio.Task[None] | None = None
+        self._health: HealthReporter | None = None
 
     @property
     def port(self) -> int:
@@ -51,34 +51,22 @@ class RecommenderService:
             RecommenderServicer(feeds, self.ready), self._server.server
         )
         await self._server.start()
-        self._readiness = asyncio.create_task(self._become_ready(self._server), name="recommender-readiness")
-
-    async def _become_ready(self, server: GrpcServer) -> None:
-        waited_logged = False
-        while not await self._store_ready():
-            if not waited_logged:
-                log_event(_log, "recommender_waiting_for_store", store=self.store.location)
-                waited_logged = True
-            await asyncio.sleep(self.settings.readiness_poll_s)
-        self.ready.set()
-        await server.set_serving(True)
-        log_event(_log, "recommender_ready", port=self.port, store=self.store.location)
-
-    async def _store_ready(self) -> bool:
-        if not await self.store.is_reachable():
-            return False
-        try:
-            return await self.store.client.collection_exists(ITEMS) and await self.store.client.collection_exists(USERS)
-        except Exception:  # a store failing mid-check is just not ready yet
-            return False
+        self._health = HealthReporter(
+            self._server,
+            [SERVICE_NAME],
+            liveness={},
+            readiness={"qdrant": store_answers(self.store)},
+            interval_s=self.settings.health_interval_s,
+            ready_event=self.ready,
+        )
+        await self._health.start()
+        log_event(_log, "recommender_started", port=self.port, store=self.store.location, ready=self._health.ready)
 
     async def stop(self) -> None:
         """Stops taking calls, lets in-flight ones finish for grpc_grace_s, then closes the encoder channel."""
-        if self._readiness is not None:
-            self._readiness.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._readiness
-            self._readiness = None
+        if self._health is not None:
+            await self._health.stop()
+            self._health = None
         if self._server is not None:
             await self._server.stop(self.settings.grpc_grace_s)
         if self._encoder is not None:

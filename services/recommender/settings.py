@@ -15,9 +15,6 @@ class RecommenderSettings(ConnectionSettings):
     recommender_port: int = Field(50052, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
     encoder_address: str = Field("127.0.0.1:50051", description="The encoder's gRPC address; SearchItems embeds there.")
     encoder_timeout_s: float = Field(5.0, gt=0, description="Longest SearchItems waits for the query embedding.")
-    readiness_poll_s: float = Field(
-        0.5, gt=0, description="How often start-up checks whether the store and its collections exist yet."
-    )
 
     max_limit: int = Field(500, ge=1, description="Most items one request may ask for.")
     max_excluded_ids: int = Field(10_000, ge=0, description="Most ids one request may exclude.")

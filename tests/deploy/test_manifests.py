@@ -14,6 +14,7 @@ import yaml
 from yamllint import linter
 from yamllint.config import YamlLintConfig
 
+from recsys.encoder.interactions.role import InteractionsRole
 from recsys.encoder.settings import EncoderSettings
 from recsys.monitor.settings import MonitorSettings
 from recsys.recommender.settings import RecommenderSettings
@@ -45,7 +46,7 @@ class Workload:
     service: str  # the recsys service it runs (its settings class, its RECSYS_<SERVICE>_PORT)
     args: tuple[str, ...]
     settings: type[ConnectionSettings]
-    # What readiness asks for: the gRPC API the pods serve ("" = the whole server, for a role without an API).
+    # The health name readiness asks for: the gRPC API the pods serve, or a role's own name when it has none.
     readiness_service: str
     # The Service clients reach it by (None: nothing calls it).
     client_service: str | None
@@ -60,7 +61,7 @@ ENCODER_API = encoder_pb2.DESCRIPTOR.services_by_name["EncoderService"].full_nam
 WORKLOADS = {
     "encoder-text": Workload("encoder", ("run", "encoder", "--role", "text"), EncoderSettings, ENCODER_API, "encoder"),
     "encoder-interactions": Workload(
-        "encoder", ("run", "encoder", "--role", "interactions"), EncoderSettings, "", None
+        "encoder", ("run", "encoder", "--role", "interactions"), EncoderSettings, InteractionsRole.health_name, None
     ),
     "recommender": Workload(
         "recommender",

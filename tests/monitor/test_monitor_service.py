@@ -234,3 +234,30 @@ async def test_a_failed_start_leaves_no_server_behind(monitor_settings: MonitorS
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
     assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_qdrant_out_of_reach_makes_the_monitor_unready_but_never_dead(
+    monitor_settings: MonitorSettings, redis: Redis
+) -> None:
+    store = VectorStore.in_memory()
+    await store.ensure_collections(CONTENT_DIMS, 64)
+    service = MonitorService(monitor_settings.model_copy(update={"health_interval_s": 0.1}), store, redis)
+    await service.start()
+    try:
+
+        async def status(name: str) -> int:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel:
+                answer = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=name))
+            return int(answer.status)
+
+        assert await status("recsys.v1.MonitorService") == health_pb2.HealthCheckResponse.SERVING
+        await store.close()  # every call to the store fails from now on
+
+        async def unready() -> bool:
+            return await status("recsys.v1.MonitorService") == health_pb2.HealthCheckResponse.NOT_SERVING
+
+        await eventually(unready, timeout_s=20, what="readiness failing while Qdrant is out of reach")
+        # Liveness is the server's overall status: restarting the monitor would not bring Qdrant back.
+        assert await status("") == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        await service.stop()

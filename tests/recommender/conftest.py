@@ -57,7 +57,7 @@ def recommender_settings(encoder_address: str, **overrides: object) -> Recommend
         recommender_port=0,
         encoder_address=encoder_address,
         encoder_timeout_s=3.0,
-        readiness_poll_s=0.02,
+        health_interval_s=0.02,
         grpc_grace_s=0.5,
         **overrides,  # type: ignore[arg-type]
     )

@@ -103,6 +103,10 @@ class BehaviorRefresh:
         if self.policy.every_interactions and self._pending >= self.policy.every_interactions:
             self._due.set()
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="behavior-refresh")
 

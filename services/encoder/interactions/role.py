@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import grpc
 from redis.asyncio import Redis
@@ -47,6 +48,8 @@ class InteractionsRole:
     """Consumes the interactions stream and runs the periodic behavior refresh."""
 
     grpc_services: tuple[str, ...] = ()
+    # No API of its own: readiness under the name of its Deployment.
+    health_name = "encoder-interactions"
 
     def __init__(
         self,
@@ -101,6 +104,9 @@ class InteractionsRole:
                 log_event(_log, "interactions_role_waiting_for_collections", store=self._store.location)
                 logged = True
             await asyncio.sleep(_COLLECTIONS_POLL_S)
+
+    def liveness(self) -> dict[str, Callable[[], bool]]:
+        return {"behavior refresh": lambda: self.behavior_refresh is not None and self.behavior_refresh.running}
 
     async def stop(self) -> None:
         """Stops the refresh task; call after the stream consumers stopped."""

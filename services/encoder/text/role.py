@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 
 import grpc
 from prometheus_client import CollectorRegistry
@@ -47,6 +48,7 @@ class TextRole:
     """
 
     grpc_services = (SERVICE_NAME,)
+    health_name = SERVICE_NAME
 
     def __init__(
         self,
@@ -111,6 +113,9 @@ class TextRole:
             policy=policy,
         )
         log_event(_log, "text_role_ready", model=embedder.name, device=embedder.device)
+
+    def liveness(self) -> dict[str, Callable[[], bool]]:
+        return {"model batcher": lambda: self._engine is not None and self._engine.batcher.running}
 
     async def stop(self) -> None:
         """Stops the batcher; call after the stream consumers and the gRPC server stopped."""
