@@ -24,6 +24,11 @@ MAX_TEXT_CHARS = 32_768
 MAX_TAGS = 64
 MAX_ATTRIBUTES = 64
 
+# How far ahead of this process's clock an event's ts may be (producers' clocks drift a little).
+# Far beyond it is a unit mistake (milliseconds) or garbage, and stored it would freeze the decayed
+# vectors it feeds: a user whose taste is "as of" the year 9999 never moves again.
+DEFAULT_MAX_FUTURE_S = 300.0
+
 ExternalId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS, pattern=r"^\S(.*\S)?$")]
 AttributeValue = str | int | float | bool
 
@@ -80,7 +85,7 @@ class ItemUpserted(_Event):
     attributes: dict[str, AttributeValue] = Field(default_factory=dict, max_length=MAX_ATTRIBUTES)
     # Higher versions win; a replay or a late older version never overwrites a newer one.
     version: int = Field(default=0, ge=0)
-    ts: float | None = Field(default=None, ge=0)
+    ts: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
     def content_text(self) -> str:
         """The text the content vector is made from."""
@@ -99,7 +104,7 @@ class ItemDeleted(_Event):
 
     item_id: ExternalId
     version: int = Field(default=0, ge=0)
-    ts: float | None = Field(default=None, ge=0)
+    ts: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
 
 class Interaction(_Event):
@@ -112,7 +117,7 @@ class Interaction(_Event):
     # The rating for `rate`; an optional strength for the others.
     value: float | None = Field(default=None, allow_inf_nan=False)
     session_id: str | None = Field(default=None, max_length=MAX_ID_CHARS)
-    ts: float | None = Field(default=None, ge=0)
+    ts: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
     @field_validator("value")
     @classmethod
@@ -155,8 +160,39 @@ def _validate(model: type[BaseModel], payload: dict[str, Any], name: str) -> Any
         raise MalformedEvent(f"invalid {name}: {problems}") from exc
 
 
-def parse_item_event(fields: dict[str, str], entry_id: str = "0-0") -> ItemEvent:
-    """Validates one `recsys:items` entry; raises MalformedEvent naming what is wrong."""
+def check_event_time(ts: float, now: float, max_future_s: float = DEFAULT_MAX_FUTURE_S) -> None:
+    """Raises MalformedEvent for a ts too far ahead of `now` (Unix seconds expected)."""
+    ahead = ts - now
+    if ahead <= max_future_s:
+        return
+    # Milliseconds since 1970 land within a few years of now once divided by 1000.
+    hint = ": Unix seconds expected, this looks like milliseconds" if abs(ts / 1000.0 - now) < 3.2e8 else ""
+    years = ahead / (365.25 * 86_400)
+    when = f"{years:.3g} years" if years >= 1 else f"{ahead:.0f} s"
+    raise MalformedEvent(
+        f"ts {ts:g} is {when} ahead of now ({now:.0f}), more than the {max_future_s:g} s allowed{hint}"
+    )
+
+
+def _checked(event: Any, entry_id: str, now: float | None, max_future_s: float) -> Any:
+    if event.ts is None:
+        return event.model_copy(update={"ts": entry_time(entry_id)})
+    check_event_time(event.ts, time.time() if now is None else now, max_future_s)
+    return event
+
+
+def parse_item_event(
+    fields: dict[str, str],
+    entry_id: str = "0-0",
+    *,
+    now: float | None = None,
+    max_future_s: float = DEFAULT_MAX_FUTURE_S,
+) -> ItemEvent:
+    """Validates one `recsys:items` entry; raises MalformedEvent naming what is wrong.
+
+    A missing ts is the entry's time in the stream; a ts more than `max_future_s` ahead of `now`
+    (default: this process's clock) is refused.
+    """
     kind = fields.get("event")
     if kind == ItemEventType.UPSERTED:
         event = _validate(ItemUpserted, _payload(fields), kind)
@@ -164,16 +200,27 @@ def parse_item_event(fields: dict[str, str], entry_id: str = "0-0") -> ItemEvent
         event = _validate(ItemDeleted, _payload(fields), kind)
     else:
         raise MalformedEvent(f"unknown event type {kind!r}; expected item.upserted or item.deleted")
-    return event if event.ts is not None else event.model_copy(update={"ts": entry_time(entry_id)})
+    checked: ItemEvent = _checked(event, entry_id, now, max_future_s)
+    return checked
 
 
-def parse_interaction(fields: dict[str, str], entry_id: str = "0-0") -> Interaction:
-    """Validates one `recsys:interactions` entry; raises MalformedEvent naming what is wrong."""
+def parse_interaction(
+    fields: dict[str, str],
+    entry_id: str = "0-0",
+    *,
+    now: float | None = None,
+    max_future_s: float = DEFAULT_MAX_FUTURE_S,
+) -> Interaction:
+    """Validates one `recsys:interactions` entry; raises MalformedEvent naming what is wrong.
+
+    The ts rules are parse_item_event's.
+    """
     kind = fields.get("event", INTERACTION_EVENT)
     if kind != INTERACTION_EVENT:
         raise MalformedEvent(f"unknown event type {kind!r}; expected interaction")
     event: Interaction = _validate(Interaction, _payload(fields), kind)
-    return event if event.ts is not None else event.model_copy(update={"ts": entry_time(entry_id)})
+    checked: Interaction = _checked(event, entry_id, now, max_future_s)
+    return checked
 
 
 def to_fields(event: ItemEvent | Interaction) -> dict[str, str]:

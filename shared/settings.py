@@ -60,6 +60,12 @@ class ConnectionSettings(BaseSettings):
     )
     consumer_concurrency: int = Field(16, ge=1, description="Entries one subscriber handles at once.")
     embeddings_stream_maxlen: int = Field(100_000, ge=1000, description="Approximate cap of the notice stream.")
+    event_max_future_s: float = Field(
+        300.0,
+        ge=0,
+        description="An event whose ts is further ahead of this process's clock is dead-lettered (a unit mistake such"
+        " as milliseconds, or garbage): stored, it would freeze the decayed vectors it feeds.",
+    )
     dead_letter_maxlen: int = Field(
         100_000, ge=1000, description="Approximate cap of each dead-letter stream (the oldest go first)."
     )

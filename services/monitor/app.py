@@ -207,7 +207,7 @@ class MonitorService:
     async def handle_interaction(self, fields: dict[str, str], entry_id: str) -> None:
         """One `recsys:interactions` entry, read for bot-like users and popularity spikes."""
         try:
-            event = parse_interaction(fields, entry_id)
+            event = parse_interaction(fields, entry_id, max_future_s=self.settings.event_max_future_s)
         except MalformedEvent:
             return  # the encoder's consumer dead-letters it; one dead letter per entry is enough
         for anomaly in self._traffic.observe(event, now=time.time()):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
 from recsys.cli.runner import RunningSystem
 from recsys.shared.ids import point_id
-from recsys.shared.points import ITEMS, USERS
+from recsys.shared.points import ITEMS, USERS, UserField
 from recsys.shared.settings import StreamNames
 from tests.support import RedisServer, eventually, redis_cli
 
@@ -124,3 +125,41 @@ async def test_malformed_interactions_are_dead_lettered(system: RunningSystem, r
     reasons = await _dead_letters(system, stream)
     assert "type" in reasons[bad_type]
     assert "user_id" in reasons[no_user]
+
+
+@pytest.mark.parametrize(
+    ("ts", "reason"),
+    [
+        ("1e18", "years ahead of now"),
+        ("1.79e12", "this looks like milliseconds"),
+        ("1e300", "years ahead of now"),
+        ('"9999-12-31T00:00:00"', "years ahead of now"),
+    ],
+)
+async def test_an_interaction_from_the_far_future_is_dead_lettered_and_its_user_keeps_moving(
+    system: RunningSystem, redis_server: RedisServer, ts: str, reason: str
+) -> None:
+    stream = system.settings.streams.interactions
+    user = f"time-traveller-{abs(hash(ts))}"
+
+    def interaction(event_id: str, item: str, when: str) -> str:
+        data = f'{{"event_id":"{event_id}","user_id":"{user}","item_id":"{item}","type":"purchase","ts":{when}}}'
+        return redis_cli(redis_server, "XADD", stream, "*", "event", "interaction", "data", data)
+
+    future = interaction(f"{user}-future", "p1", ts)
+    now = time.time()
+    interaction(f"{user}-1", "p1", f"{now - 60}")
+    interaction(f"{user}-2", "p2", f"{now - 30}")
+
+    async def settled() -> bool:
+        users = await system.store.client.retrieve(USERS, [point_id(user)])
+        return (
+            future in await _dead_letters(system, stream)
+            and bool(users)
+            and (UserField.EVENT_COUNT.read(users[0].payload) == 2)
+        )
+
+    await eventually(settled, timeout_s=30, what="the far-future event dead-lettered, the later ones applied")
+    assert reason in (await _dead_letters(system, stream))[future]
+    [stored] = await system.store.client.retrieve(USERS, [point_id(user)])
+    assert UserField.LAST_EVENT_TS.read(stored.payload) <= time.time()

@@ -72,3 +72,21 @@ def test_unknown_interaction_type_is_refused() -> None:
     fields = {"data": json.dumps({"event_id": "e", "user_id": "u", "item_id": "i", "type": "teleport"})}
     with pytest.raises(MalformedEvent, match="type"):
         parse_interaction(fields)
+
+
+@pytest.mark.parametrize(
+    ("ts", "accepted"),
+    [(1_700_000_000.0, True), (1_700_000_299.0, True), (1_700_000_301.0, False), (1.7e12, False), (0.0, True)],
+)
+def test_an_event_may_be_a_little_ahead_of_the_clock_but_no_more(ts: float, accepted: bool) -> None:
+    data = json.dumps({"event_id": "e", "user_id": "u", "item_id": "i", "type": "view", "ts": ts})
+    if accepted:
+        assert parse_interaction({"data": data}, now=1_700_000_000.0).ts == ts
+    else:
+        with pytest.raises(MalformedEvent, match="ahead of now"):
+            parse_interaction({"data": data}, now=1_700_000_000.0)
+
+
+def test_non_finite_timestamps_are_refused() -> None:
+    with pytest.raises(MalformedEvent, match="ts"):
+        parse_item_event({"event": "item.upserted", "data": '{"item_id": "a", "title": "A", "ts": Infinity}'})

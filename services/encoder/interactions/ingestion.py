@@ -19,7 +19,7 @@ from recsys.encoder.interactions.user_behavior import newest_version, of_version
 from recsys.encoder.interactions.user_profile import UserProfile
 from recsys.encoder.keyed_locks import KeyedLocks
 from recsys.encoder.notices import NoticePublisher, notice
-from recsys.shared.events import EmbeddingNotice, Interaction, parse_interaction
+from recsys.shared.events import DEFAULT_MAX_FUTURE_S, EmbeddingNotice, Interaction, parse_interaction
 from recsys.shared.ids import point_id
 from recsys.shared.logs import log_event
 from recsys.shared.points import BEHAVIOR, CONTENT, ITEMS, SESSION, TASTE, USERS, ItemField, UserField, keys
@@ -70,8 +70,11 @@ class InteractionIngestion:
         item_locks: KeyedLocks,
         behavior_log: BehaviorLog | None = None,
         on_applied: Callable[[], None] | None = None,
+        *,
+        max_future_s: float = DEFAULT_MAX_FUTURE_S,
     ) -> None:
         self._store = store
+        self._max_future_s = max_future_s
         self._notices = notices
         self._weights = weights
         self._rules = rules
@@ -83,7 +86,7 @@ class InteractionIngestion:
 
     async def handle(self, fields: dict[str, str], entry_id: str) -> None:
         """Applies one entry; raises MalformedEvent for an entry that can never be applied."""
-        event = parse_interaction(fields, entry_id)
+        event = parse_interaction(fields, entry_id, max_future_s=self._max_future_s)
         weight = self._weights.weight(event)
         ts = event.ts if event.ts is not None else time.time()
         async with self._item_locks.hold(event.item_id):

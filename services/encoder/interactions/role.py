@@ -86,6 +86,7 @@ class InteractionsRole:
             self._item_locks,
             behavior_log=log,
             on_applied=refresh.note_interaction,
+            max_future_s=settings.event_max_future_s,
         )
         subscriptions.consume(
             stream=settings.streams.interactions,

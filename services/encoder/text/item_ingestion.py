@@ -16,7 +16,7 @@ from recsys.encoder.text.batching import Lane
 from recsys.encoder.text.catalog import catalog_fields, new_item_payload
 from recsys.encoder.text.embedding import EmbeddingEngine
 from recsys.shared.errors import InvalidRequest
-from recsys.shared.events import ItemDeleted, ItemUpserted, MalformedEvent, parse_item_event
+from recsys.shared.events import DEFAULT_MAX_FUTURE_S, ItemDeleted, ItemUpserted, MalformedEvent, parse_item_event
 from recsys.shared.ids import point_id
 from recsys.shared.logs import log_event
 from recsys.shared.points import CONTENT, ITEMS, ItemField, keys
@@ -69,8 +69,11 @@ class ItemIngestion:
         notices: NoticePublisher,
         locks: KeyedLocks,
         observer: StageObserver | None = None,
+        *,
+        max_future_s: float = DEFAULT_MAX_FUTURE_S,
     ) -> None:
         self._store = store
+        self._max_future_s = max_future_s
         self._engine = engine
         self._notices = notices
         # Shared with interaction ingestion: an item's events are handled one at a time in this process.
@@ -85,7 +88,7 @@ class ItemIngestion:
 
     async def handle(self, fields: dict[str, str], entry_id: str) -> None:
         """Applies one entry; raises MalformedEvent for an entry that can never be applied."""
-        event = parse_item_event(fields, entry_id)
+        event = parse_item_event(fields, entry_id, max_future_s=self._max_future_s)
         async with self._locks.hold(event.item_id):
             if isinstance(event, ItemUpserted):
                 await self._upsert(event)

@@ -100,7 +100,9 @@ class TextRole:
         self.metrics.warm_up_seconds.set(engine.warm_up_s or 0.0)
         self._servicer.attach(engine)
 
-        items = ItemIngestion(self._store, engine, self._notices, self._item_locks, self.metrics)
+        items = ItemIngestion(
+            self._store, engine, self._notices, self._item_locks, self.metrics, max_future_s=settings.event_max_future_s
+        )
         # Every item entry in flight can add its text to the model batch being formed: this many merge.
         policy = dataclasses.replace(
             ConsumerPolicy.from_settings(settings), concurrency=settings.item_ingest_concurrency
