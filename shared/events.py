@@ -235,7 +235,12 @@ def to_fields(event: ItemEvent | Interaction) -> dict[str, str]:
 
 
 class EmbeddingNotice(BaseModel):
-    """Published on `recsys:embeddings` whenever a stored vector changes, for the monitor."""
+    """Published on `recsys:embeddings` whenever a stored vector changes, for the monitor.
+
+    At least once: a notice whose publishing may have failed after the store's write is published
+    again when the entry is redelivered, with the same `version` (the item's version, the user's
+    revision, the behavior model's version), so a reader can drop the copy.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -244,6 +249,7 @@ class EmbeddingNotice(BaseModel):
     subject_id: str
     change: Literal["updated", "deleted"]
     ts: float
+    version: int | None = None
 
     def to_fields(self) -> dict[str, str]:
         return {"event": f"vector.{self.change}", "data": self.model_dump_json()}

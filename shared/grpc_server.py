@@ -12,11 +12,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from recsys.shared.errors import InvalidRequest, NotFound, Overloaded, Unavailable
+from recsys.shared.grpc_limits import RequestLimits, ServerLimits
 from recsys.shared.logs import log_event
 
 _log = logging.getLogger(__name__)
 
-# Messages past this are RESOURCE_EXHAUSTED before any handler runs.
+# Responses larger than this fail rather than go out (1,024 embeddings of 384 floats are 1.5 MiB).
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 _STATUS = {
@@ -48,7 +49,9 @@ def maps_errors(method: Handler) -> Handler:
             code = status_for(exc)
             if code is None:
                 log_event(_log, "rpc_failed", logging.ERROR, method=method.__name__, error=repr(exc))
-                await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
+                await context.abort(
+                    grpc.StatusCode.INTERNAL, f"internal error in {method.__name__}; see the server log"
+                )
             await context.abort(code, str(exc))  # type: ignore[arg-type]
 
     return wrapper  # type: ignore[return-value]
@@ -57,13 +60,18 @@ def maps_errors(method: Handler) -> Handler:
 class GrpcServer:
     """An aio server with standard health and reflection; create it inside the running event loop."""
 
-    def __init__(self, address: str, service_names: Iterable[str], max_concurrent_rpcs: int | None = None) -> None:
+    def __init__(self, address: str, service_names: Iterable[str], limits: ServerLimits | None = None) -> None:
         self.address = address
         self.service_names = list(service_names)
+        self.limits = limits or ServerLimits()
         self.server = grpc.aio.server(
-            maximum_concurrent_rpcs=max_concurrent_rpcs,
+            interceptors=[RequestLimits(self.limits)],
+            # Past it a call is RESOURCE_EXHAUSTED before it starts: what calls in flight hold is bounded.
+            maximum_concurrent_rpcs=self.limits.max_concurrent_rpcs,
             options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                # gRPC refuses far larger messages before buffering them; RequestLimits names the limit
+                # for the ones in between.
+                ("grpc.max_receive_message_length", 2 * self.limits.max_request_bytes),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ],
         )

@@ -80,12 +80,23 @@ def _float(value: Any) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
+def _times(value: Any) -> list[float]:
+    # null stands for a time not known (JSON has no -inf): the oldest possible.
+    if not isinstance(value, list | tuple):
+        return []
+    return [float(v) if isinstance(v, int | float) and not isinstance(v, bool) else float("-inf") for v in value]
+
+
 def _strings(value: Any) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list | tuple) else []
 
 
 def _mapping(value: Any) -> dict[str, Any]:
     return dict(value) if isinstance(value, Mapping) else {}
+
+
+def _optional_float(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _catalog_flag(value: Any) -> bool:
@@ -125,13 +136,19 @@ class ItemField:
     CREATED_AT = PayloadField("created_at", _float)
     UPDATED_AT = PayloadField("updated_at", _time_or_never)
     IN_CATALOG = PayloadField("in_catalog", _catalog_flag)
+    # Set on a tombstone: the point an item.deleted leaves (no vectors, not in the catalog) so that no
+    # replayed or late item.upserted with a version up to the deletion's brings the item back.
+    DELETED_AT = PayloadField("deleted_at", _optional_float)
     # Positive interactions counted; the decayed sum of positive event weights as of popularity_ts.
     INTERACTION_COUNT = PayloadField("interaction_count", _int)
     # Cold users get items ordered by popularity: order_by needs a range index on a server.
     POPULARITY = PayloadField("popularity", _float, "float")
     POPULARITY_TS = PayloadField("popularity_ts", _float)
-    # Event ids applied lately (bounded): a replayed interaction is recognised and not counted again.
+    # Event ids applied lately (bounded) with their times, and the newest time among forgotten ones:
+    # a replayed interaction is recognised, one older than the horizon refused (recent_events.py).
     RECENT_EVENT_IDS = PayloadField("recent_event_ids", _strings)
+    RECENT_EVENT_TIMES = PayloadField("recent_event_ts", _times)
+    REPLAY_HORIZON_TS = PayloadField("replay_horizon_ts", _optional_float)
     REVISION = REVISION
     # The factorization the behavior vector comes from (null: no behavior vector) and its strength
     # in 0..1; written only by the behavior refresh.
@@ -139,7 +156,15 @@ class ItemField:
     BEHAVIOR_NORM = PayloadField("behavior_norm", _float)
 
     # What interactions rewrite; REVISION guards them against a concurrent writer.
-    ACTIVITY: tuple[PayloadField[Any], ...] = (INTERACTION_COUNT, POPULARITY, POPULARITY_TS, RECENT_EVENT_IDS, REVISION)
+    ACTIVITY: tuple[PayloadField[Any], ...] = (
+        INTERACTION_COUNT,
+        POPULARITY,
+        POPULARITY_TS,
+        RECENT_EVENT_IDS,
+        RECENT_EVENT_TIMES,
+        REPLAY_HORIZON_TS,
+        REVISION,
+    )
 
 
 class UserField:
@@ -160,7 +185,10 @@ class UserField:
     # [item_id, weight, ts] oldest first, bounded; the item ids engaged with (newest last, bounded).
     HISTORY = PayloadField("history", _history)
     SEEN = PayloadField("seen", _strings)
+    # As ItemField's.
     RECENT_EVENT_IDS = PayloadField("recent_event_ids", _strings)
+    RECENT_EVENT_TIMES = PayloadField("recent_event_ts", _times)
+    REPLAY_HORIZON_TS = PayloadField("replay_horizon_ts", _optional_float)
     REVISION = REVISION
 
 

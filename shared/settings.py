@@ -84,6 +84,24 @@ class ConnectionSettings(BaseSettings):
     )
     behavior_dims: int = Field(64, ge=8, le=1024, description="Dimensions of the collaborative behavior space.")
     grpc_grace_s: float = Field(5.0, ge=0, description="On SIGTERM, in-flight calls get this long to finish.")
+    grpc_max_request_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        description="Largest gRPC request, in bytes on the wire: a larger one is RESOURCE_EXHAUSTED before it is"
+        " decoded.",
+    )
+    grpc_max_inflight_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        description="Bytes of gRPC requests a process handles at once; past it a request is RESOURCE_EXHAUSTED"
+        " (retry later) instead of piling up in memory.",
+    )
+    grpc_max_concurrent_rpcs: int = Field(
+        1024,
+        ge=1,
+        description="gRPC calls a process runs at once (open WatchAlerts streams count); past it a call"
+        " is RESOURCE_EXHAUSTED.",
+    )
     health_interval_s: float = Field(
         2.0,
         gt=0,

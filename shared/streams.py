@@ -250,6 +250,9 @@ class StreamConsumer:
     def hold_again(self, entry_ids: list[str]) -> None:
         self._handled = [*entry_ids, *self._handled]
 
+    async def flush_acks(self) -> None:
+        await self._acks.flush()
+
     async def _on_new_entries(self, entries: list[StreamEntry]) -> None:
         # Returns once every entry of the read has a task: a full house holds back the next read.
         for entry in entries:
@@ -264,6 +267,11 @@ class StreamConsumer:
         self._slots.release()
 
     async def _on_claimed_entry(self, entry: StreamEntry) -> None:
+        if entry.entry_id in self._claimed:
+            # Ours already (in flight, or handled and held for a checkpoint): its claim lapsed on a busy
+            # machine and the claimer took it back; handling it twice would count it twice.
+            self._claimed[entry.entry_id] = time.monotonic()
+            return
         self._claimed[entry.entry_id] = time.monotonic()
         await self._settle(entry, first_delivery=False)
 
@@ -453,6 +461,7 @@ class StreamSubscriptions:
         await self.broker.start()
         self._tasks = [
             asyncio.create_task(self._supervise(), name="streams-supervisor"),
+            asyncio.create_task(self._keep_claims(), name="streams-claims"),
             asyncio.create_task(self._enforce_retention(), name="streams-retention"),
         ]
 
@@ -472,22 +481,28 @@ class StreamSubscriptions:
         for consumer in self.consumers:
             await consumer.stop(self._grace_s)
 
+    async def flush_acks(self) -> None:
+        """Waits for every ack handed over so far (acknowledge() of a checkpointed consumer after stop)."""
+        for consumer in self.consumers:
+            await consumer.flush_acks()
+
     async def _supervise(self) -> None:
-        """Keeps claims of entries in flight, and restarts subscribers that stopped."""
-        claims_due = 0.0
+        """Restarts subscribers that stopped."""
         while True:
             await asyncio.sleep(self._supervise_interval_s)
-            now = time.monotonic()
             for consumer in self.consumers:
-                if now >= claims_due:
-                    try:
-                        await consumer.keep_claims()
-                    except Exception as exc:  # Redis away: claims are kept again on the next turn
-                        log_event(_log, "claims_not_kept", logging.WARNING, stream=consumer.stream, error=repr(exc))
                 await self._restart_stopped(consumer)
-            if now >= claims_due:
-                shortest = min((c.claim_idle_ms for c in self.consumers), default=30_000)
-                claims_due = now + shortest / 3000.0
+
+    async def _keep_claims(self) -> None:
+        """Resets the idle time of held entries often enough that none reaches the claim time (half of it at most)."""
+        shortest = min((c.claim_idle_ms for c in self.consumers), default=30_000)
+        while True:
+            await asyncio.sleep(shortest / 6000.0)
+            for consumer in self.consumers:
+                try:
+                    await consumer.keep_claims()
+                except Exception as exc:  # Redis away: claims are kept again on the next turn
+                    log_event(_log, "claims_not_kept", logging.WARNING, stream=consumer.stream, error=repr(exc))
 
     async def _restart_stopped(self, consumer: StreamConsumer) -> None:
         """Re-creates a lost group and restarts stopped subscribers; stops them while the stream is unusable.

@@ -62,7 +62,13 @@ class NoticePublisher:
 
 
 def notice(
-    collection: Literal["items", "users"], vector: str, subject_id: str, change: Literal["updated", "deleted"]
+    collection: Literal["items", "users"],
+    vector: str,
+    subject_id: str,
+    change: Literal["updated", "deleted"],
+    version: int | None = None,
 ) -> EmbeddingNotice:
-    """A notice stamped now: the moment the store confirmed the change."""
-    return EmbeddingNotice(collection=collection, vector=vector, subject_id=subject_id, change=change, ts=time.time())
+    """A notice stamped now: the moment the store confirmed the change (of the point at `version`)."""
+    return EmbeddingNotice(
+        collection=collection, vector=vector, subject_id=subject_id, change=change, ts=time.time(), version=version
+    )

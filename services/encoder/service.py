@@ -22,6 +22,7 @@ from recsys.encoder.notices import NoticePublisher
 from recsys.encoder.roles import EncoderRole, Role
 from recsys.encoder.settings import EncoderSettings
 from recsys.shared.errors import Unavailable
+from recsys.shared.grpc_limits import ServerLimits
 from recsys.shared.grpc_server import GrpcServer
 from recsys.shared.health import HealthReporter, redis_answers, store_answers
 from recsys.shared.logs import log_event
@@ -108,7 +109,9 @@ class EncoderService:
         if self.role.runs_interactions:
             from recsys.encoder.interactions.role import InteractionsRole
 
-            self.interactions_role = InteractionsRole(settings, self.store, self.redis, notices, item_locks)
+            self.interactions_role = InteractionsRole(
+                settings, self.store, self.redis, notices, item_locks, self.registry
+            )
 
     async def start(self) -> None:
         settings = self.settings
@@ -118,6 +121,7 @@ class EncoderService:
             self._grpc = GrpcServer(
                 f"{settings.encoder_host}:{settings.encoder_port}",
                 [name for role in self.roles for name in role.grpc_services],
+                ServerLimits.from_settings(settings),
             )
             for role in self.roles:
                 role.register(self._grpc.server)

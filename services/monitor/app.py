@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -29,6 +30,7 @@ from recsys.monitor.windows import WindowPolicy
 from recsys.shared.api import monitor_pb2, monitor_pb2_grpc
 from recsys.shared.errors import InvalidRequest, Unavailable
 from recsys.shared.events import EmbeddingNotice, MalformedEvent, parse_interaction
+from recsys.shared.grpc_limits import ServerLimits
 from recsys.shared.grpc_server import GrpcServer
 from recsys.shared.health import HealthReporter, redis_answers, store_answers
 from recsys.shared.logs import log_event
@@ -65,6 +67,8 @@ class MonitorService:
         # Held from "is an alert due" to "it was sent", so concurrent callers never publish one twice.
         self._alert_lock = asyncio.Lock()
         self._reports: dict[str, DriftReport] = {}
+        # The last notice version applied per (space, subject, change), to drop copies (bounded).
+        self._notice_versions: OrderedDict[tuple[str, str, str], int] = OrderedDict()
         self._report_versions: dict[str, int] = {}
         self._report_locks = {space.name: asyncio.Lock() for space in SPACES}
         # Bumped by every change the state document holds (reports, anomalies, alerts), so saves skip idle periods.
@@ -72,6 +76,7 @@ class MonitorService:
         self._persistence = MonitorPersistence(
             StateStore(settings.state_dir),
             self._watches,
+            self._traffic,
             self._history,
             self._anomalies,
             self._alerts,
@@ -82,7 +87,7 @@ class MonitorService:
             },
         )
         self._closing = asyncio.Event()
-        self._feed = AlertFeed(redis, settings.streams.alerts, self._closing)
+        self._feed = AlertFeed(redis, settings.streams.alerts, self._closing, settings.max_alert_watchers)
         self._source = VectorSource(
             store.client, max_batch=settings.fetch_batch_size, max_wait_s=settings.fetch_batch_wait_ms / 1000
         )
@@ -116,12 +121,13 @@ class MonitorService:
     async def _start(self) -> None:
         self._closing.clear()
         await asyncio.to_thread(self._persistence.restore)
-        self._grpc = GrpcServer(self.settings.grpc_address, [SERVICE_NAME])
+        self._grpc = GrpcServer(self.settings.grpc_address, [SERVICE_NAME], ServerLimits.from_settings(self.settings))
         monitor_pb2_grpc.add_MonitorServiceServicer_to_server(MonitorServicer(self), self._grpc.server)
         self._port = await self._grpc.start()
         if self.settings.metrics_port >= 0:
             self._metrics_endpoint.serve(self.settings.monitor_host, self.settings.metrics_port)
         self._source.start()
+        self._feed.start()
         self._subscriptions = StreamSubscriptions.from_settings(self.settings, self.redis)
         policy = ConsumerPolicy.from_settings(self.settings)
         self._subscriptions.consume(
@@ -130,6 +136,7 @@ class MonitorService:
             consumer=self.settings.consumer_name,
             handler=self.handle_notice,
             policy=policy,
+            checkpointed=True,
         )
         # Its own group: the encoder's group keeps its entries, and bots and spikes are read from the same events.
         self._subscriptions.consume(
@@ -138,6 +145,7 @@ class MonitorService:
             consumer=self.settings.consumer_name,
             handler=self.handle_interaction,
             policy=policy,
+            checkpointed=True,
         )
         await self._subscriptions.start()
         self._tasks = [
@@ -162,6 +170,7 @@ class MonitorService:
     async def stop(self) -> None:
         self.ready.clear()
         self._closing.set()  # open WatchAlerts streams end instead of holding the shutdown for the grace period
+        await self._feed.stop()
         if self._health is not None:
             await self._health.stop()
             self._health = None
@@ -172,16 +181,19 @@ class MonitorService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        if self._subscriptions is not None:
-            # Handlers in flight finish (and ack) or leave their entry pending for a claimer.
-            await self._subscriptions.stop()
-            self._subscriptions = None
+        subscriptions = self._subscriptions
+        if subscriptions is not None:
+            # Handlers in flight finish, or leave their entry pending for a claimer.
+            await subscriptions.stop()
         await self._source.stop()
         if self._port:
             try:
-                await self.save_state()
+                await self.save_state()  # and acks what it made durable
             except Exception as exc:  # a failed snapshot must not keep the rest from stopping
                 log_event(_log, "state_save_failed", logging.ERROR, error=repr(exc))
+        if subscriptions is not None:
+            await subscriptions.flush_acks()
+            self._subscriptions = None
         if self._grpc is not None:
             await self._grpc.stop(self.settings.grpc_grace_s)
             self._grpc = None
@@ -193,6 +205,15 @@ class MonitorService:
         space = space_of(notice.collection, notice.vector)
         if space is None:
             return  # a vector the monitor does not watch
+        if notice.version is not None:
+            # A notice published again (at least once): the first copy was applied already.
+            key = (space.name, notice.subject_id, notice.change)
+            if self._notice_versions.get(key) == notice.version:
+                return
+            self._notice_versions[key] = notice.version
+            self._notice_versions.move_to_end(key)
+            if len(self._notice_versions) > self.settings.traffic_tracked:
+                self._notice_versions.popitem(last=False)
         watch = self._watches[space.name]
         if notice.change == "deleted":
             watch.forget(notice.subject_id)
@@ -305,6 +326,11 @@ class MonitorService:
         # The feed ends only when the service stops: tell the client to come back (UNAVAILABLE is retryable).
         raise Unavailable(f"the monitor is stopping; watch again with after_id={last or 'the last alert id'!r}")
 
+    @property
+    def alert_watchers(self) -> int:
+        """WatchAlerts streams open now."""
+        return self._feed.watchers
+
     def history(self, space: str) -> list[dict[str, Any]]:
         return self._history.of(space)
 
@@ -313,8 +339,21 @@ class MonitorService:
         return {space.name: await self.drift_report(space.name) for space in SPACES}
 
     async def save_state(self) -> None:
-        """Writes what changed since the last save (windows per space, then the rest) under data_dir/monitor."""
-        await self._persistence.save(self._reports, self._changes)
+        """Writes what changed since the last save under data_dir/monitor, then acks the entries it made durable.
+
+        Notices and interactions are acknowledged only here: a monitor killed between two saves
+        gets them again from Redis, so what it learned is never lost with its memory.
+        """
+        consumers = self._subscriptions.consumers if self._subscriptions is not None else []
+        handled = [(consumer, consumer.take_handled()) for consumer in consumers]
+        try:
+            await self._persistence.save(self._reports, self._changes)
+        except BaseException:
+            for consumer, entry_ids in handled:
+                consumer.hold_again(entry_ids)
+            raise
+        for consumer, entry_ids in handled:
+            consumer.acknowledge(entry_ids)
 
     def _drift_test(self) -> DriftTest:
         return DriftTest(

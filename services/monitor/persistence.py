@@ -1,5 +1,5 @@
-"""What the monitor saves and loads across restarts: each space's windows, and one document with the latest
-reports, the history, the anomaly log and the alert state."""
+"""What the monitor saves and loads across restarts: each space's windows, the traffic watch (bots, spikes),
+and one document with the latest reports, the history, the anomaly log and the alert state."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from recsys.monitor.drift import DriftReport
 from recsys.monitor.history import DriftHistory
 from recsys.monitor.space_watch import SpaceWatch
 from recsys.monitor.state_store import StateStore
+from recsys.monitor.traffic import TrafficWatch
 from recsys.monitor.windows import WindowError
 from recsys.shared.logs import log_event
 
@@ -31,6 +32,7 @@ class MonitorPersistence:
         self,
         store: StateStore,
         watches: Mapping[str, SpaceWatch],
+        traffic: TrafficWatch,
         history: DriftHistory,
         anomalies: AnomalyLog,
         alerts: AlertPolicy,
@@ -38,6 +40,8 @@ class MonitorPersistence:
     ) -> None:
         self._store = store
         self._watches = watches
+        self._traffic = traffic
+        self._saved_traffic = 0
         self._history = history
         self._anomalies = anomalies
         self._alerts = alerts
@@ -66,6 +70,13 @@ class MonitorPersistence:
                 reference_size=watch.windows.reference_count,
                 current_size=watch.windows.current_count,
             )
+        traffic = self._store.load_traffic()
+        if traffic is not None:
+            try:
+                self._traffic.restore(*traffic)
+                self._saved_traffic = self._traffic.version
+            except (KeyError, ValueError, TypeError, IndexError) as exc:
+                log_event(_log, "state_restore_failed", logging.WARNING, part="traffic", error=repr(exc))
         document = self._store.load_document()
         if document is None or document.get("format") != DOCUMENT_FORMAT:
             return
@@ -86,6 +97,11 @@ class MonitorPersistence:
             arrays, meta = watch.export()
             await asyncio.to_thread(self._store.save_space, name, arrays, meta)
             self._saved_versions[name] = version
+        if self._traffic.version != self._saved_traffic:
+            version = self._traffic.version
+            arrays, meta = self._traffic.export()
+            await asyncio.to_thread(self._store.save_traffic, arrays, meta)
+            self._saved_traffic = version
         if changes != self._saved_changes:
             document = {
                 "format": DOCUMENT_FORMAT,

@@ -123,8 +123,17 @@ class MonitorSettings(ConnectionSettings):
         description="After an alert, the same space's drift or the same anomaly is not alerted again for this long.",
     )
     alerts_stream_maxlen: int = Field(10_000, ge=100, description="Approximate cap of the alerts stream.")
+    max_alert_watchers: int = Field(
+        512,
+        ge=1,
+        description="Open WatchAlerts streams a monitor serves at once (one Redis reader feeds them all); past it"
+        " a new one is RESOURCE_EXHAUSTED. Keep it below RECSYS_GRPC_MAX_CONCURRENT_RPCS.",
+    )
     state_interval_s: float = Field(
-        30.0, gt=0, description="How often the monitor's windows and history are saved under data_dir/monitor."
+        10.0,
+        gt=0,
+        description="How often the monitor's state is saved under data_dir/monitor; the notices and interactions it"
+        " learned from are acknowledged only once saved, so a crash loses nothing (they are read again).",
     )
 
     @model_validator(mode="after")

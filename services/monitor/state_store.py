@@ -1,4 +1,4 @@
-"""The monitor's state on disk: one .npz per space (its windows) and one JSON document for the rest.
+"""The monitor's state on disk: one .npz per space (its windows), one for the traffic watch, and one JSON document.
 
 Every file is replaced atomically (written next to its target, flushed to disk, renamed over it),
 so a crash mid-write leaves the previous snapshot, never a torn one. The monitor writes
@@ -23,6 +23,7 @@ from recsys.shared.logs import log_event
 _log = logging.getLogger(__name__)
 
 DOCUMENT = "monitor.json"
+TRAFFIC = "traffic.npz"
 # Inside a space's .npz: its metadata as one JSON string next to the arrays.
 META_KEY = "__meta__"
 
@@ -37,13 +38,24 @@ class StateStore:
         return self.folder / f"windows-{space}.npz"
 
     def save_space(self, space: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        payload = dict(arrays)
-        payload[META_KEY] = np.array(json.dumps(meta))
-        self._replace(self.space_path(space), lambda file: np.savez(file, **payload))  # type: ignore[arg-type]
+        self._save_arrays(self.space_path(space), arrays, meta)
 
     def load_space(self, space: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
         """The space's arrays and metadata, or None when there is no (readable) snapshot."""
-        path = self.space_path(space)
+        return self._load_arrays(self.space_path(space))
+
+    def save_traffic(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        self._save_arrays(self.folder / TRAFFIC, arrays, meta)
+
+    def load_traffic(self) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+        return self._load_arrays(self.folder / TRAFFIC)
+
+    def _save_arrays(self, path: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        payload = dict(arrays)
+        payload[META_KEY] = np.array(json.dumps(meta))
+        self._replace(path, lambda file: np.savez(file, **payload))  # type: ignore[arg-type]
+
+    def _load_arrays(self, path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
         if not path.exists():
             return None
         try:

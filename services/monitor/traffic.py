@@ -10,7 +10,7 @@ import bisect
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -95,11 +95,14 @@ class TrafficWatch:
         # Event ids seen lately: a redelivered entry must not count twice and fake a burst.
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._keep = max(policy.burst_events, policy.regular_events)
+        # Bumped by every event taken into account, so a snapshot is written only after a change.
+        self.version = 0
 
     def observe(self, event: Interaction, now: float) -> list[Anomaly]:
         """The anomalies this event reveals (none for an event already seen)."""
         if event.event_id in self._seen:
             return []
+        self.version += 1
         self._remember(self._seen, event.event_id, None)
         ts = float(event.ts if event.ts is not None else now)
         found = self._user_anomalies(event.user_id, ts, now)
@@ -174,6 +177,49 @@ class TrafficWatch:
             f"about {popularity.recent.value:.0f} events in the last {policy.spike_window_s:g} s: "
             f"{score:.1f}× its usual rate relative to all traffic (threshold {policy.spike_ratio:g}×)",
         )
+
+    def export(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Everything the checks remember, as arrays (least recently active first) for a snapshot."""
+        users = list(self._users.items())
+        times = np.full((len(users), self._keep), np.nan)
+        for row, (_, stamps) in enumerate(users):
+            times[row, : len(stamps)] = stamps
+        items = list(self._items.items())
+        counts = np.array(
+            [[p.recent.value, p.recent.ts, p.baseline.value, p.baseline.ts] for _, p in items], dtype=np.float64
+        ).reshape(len(items), 4)
+        everything = self._everything
+        arrays = {
+            "user_ids": np.array([user for user, _ in users], dtype=str),
+            "user_times": times,
+            "item_ids": np.array([item for item, _ in items], dtype=str),
+            "item_counts": counts,
+            "all_counts": np.array(
+                [everything.recent.value, everything.recent.ts, everything.baseline.value, everything.baseline.ts]
+            ),
+            "seen_event_ids": np.array(list(self._seen), dtype=str),
+        }
+        return arrays, {"format": 1, "version": self.version}
+
+    def restore(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        """Takes back what export() gave; the policy in force now applies from here on."""
+        self._users = OrderedDict(
+            (str(user), [float(t) for t in row if not math.isnan(t)][-self._keep :])
+            for user, row in zip(arrays["user_ids"], arrays["user_times"], strict=True)
+        )
+        self._items = OrderedDict(
+            (str(item), self._popularity_from(row))
+            for item, row in zip(arrays["item_ids"], arrays["item_counts"], strict=True)
+        )
+        self._everything = self._popularity_from(arrays["all_counts"])
+        self._seen = OrderedDict.fromkeys(str(event_id) for event_id in arrays["seen_event_ids"])
+        self.version = int(meta.get("version", 0))
+
+    def _popularity_from(self, row: np.ndarray) -> _Popularity:
+        popularity = _Popularity(self.policy)
+        popularity.recent.value, popularity.recent.ts = float(row[0]), float(row[1])
+        popularity.baseline.value, popularity.baseline.ts = float(row[2]), float(row[3])
+        return popularity
 
     def _remember(self, table: OrderedDict[str, _Value], key: str, value: _Value) -> None:
         table[key] = value

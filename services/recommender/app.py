@@ -11,6 +11,7 @@ from recsys.recommender.query_embedder import EncoderQueryEmbedder
 from recsys.recommender.settings import RecommenderSettings
 from recsys.shared.api import recommender_pb2_grpc
 from recsys.shared.client import EncoderClient
+from recsys.shared.grpc_limits import ServerLimits
 from recsys.shared.grpc_server import GrpcServer
 from recsys.shared.health import HealthReporter, store_answers
 from recsys.shared.logs import log_event
@@ -46,7 +47,11 @@ class RecommenderService:
         # Channels and servers belong to the running loop, so both are made here, not in __init__.
         self._encoder = EncoderClient(self.settings.encoder_address)
         feeds = Feeds(self.store, self.settings, EncoderQueryEmbedder(self._encoder, self.settings.encoder_timeout_s))
-        self._server = GrpcServer(f"{self.settings.recommender_host}:{self.settings.recommender_port}", [SERVICE_NAME])
+        self._server = GrpcServer(
+            f"{self.settings.recommender_host}:{self.settings.recommender_port}",
+            [SERVICE_NAME],
+            ServerLimits.from_settings(self.settings),
+        )
         recommender_pb2_grpc.add_RecommenderServiceServicer_to_server(
             RecommenderServicer(feeds, self.ready), self._server.server
         )

@@ -8,11 +8,15 @@ import json
 import grpc
 import numpy as np
 import pytest
+from redis.asyncio import Redis
 
 from recsys.monitor.app import MonitorService
+from recsys.monitor.settings import MonitorSettings
 from recsys.shared.api import monitor_pb2
 from recsys.shared.client import MonitorClient
+from recsys.shared.store import VectorStore
 from tests.monitor.harness import CONTENT_DIMS, Catalog
+from tests.support import eventually
 
 
 async def next_alerts(stream: object, count: int) -> list[monitor_pb2.Alert]:
@@ -97,3 +101,41 @@ async def test_an_open_watch_ends_when_the_monitor_stops(monitor: MonitorService
 
     # Well within the grace period: the watch ended on its own instead of being cut off after it.
     assert asyncio.get_running_loop().time() - started < monitor.settings.grpc_grace_s
+
+
+async def _connected_clients(redis: Redis) -> int:
+    return int((await redis.info("clients"))["connected_clients"])
+
+
+async def test_many_watchers_share_one_reader_and_the_rest_of_the_service_keeps_working(
+    monitor_settings: MonitorSettings, store: VectorStore, redis: Redis, catalog: Catalog
+) -> None:
+    settings = monitor_settings.model_copy(update={"max_alert_watchers": 60})
+    service = MonitorService(settings, store, redis)
+    await service.start()
+    client = MonitorClient(f"127.0.0.1:{service.port}")
+    try:
+        before = await _connected_clients(redis)
+        watches = [client.watch_alerts() for _ in range(60)]
+        received = [asyncio.ensure_future(next_alerts(watch, 1)) for watch in watches]
+
+        async def all_open() -> bool:
+            return service.alert_watchers == 60
+
+        await eventually(all_open, timeout_s=20, what="60 watches open")
+        one_too_many = client.watch_alerts()
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await next_alerts(one_too_many, 1)
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        # Watches hold no Redis connection each: a handful for the whole process.
+        assert await _connected_clients(redis) - before < 10
+
+        await catalog.put({"zero": np.zeros(CONTENT_DIMS)})
+        alerts = await asyncio.wait_for(asyncio.gather(*received), timeout=30)
+        assert {batch[0].subject for batch in alerts} == {"zero"}
+        assert (await client.drift_report("items.content")).space == "items.content"
+    finally:
+        for watch in watches:
+            watch.cancel()
+        await client.close()
+        await service.stop()

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import tracemalloc
+import zlib
+
 import grpc
 import pytest
 
+from recsys.recommender.pagination import decode_token
 from recsys.shared.api import recommender_pb2
 from recsys.shared.client import RecommenderClient
+from recsys.shared.errors import InvalidRequest
 from tests.recommender.recommender_catalog import Catalog, behavior_direction, direction
 from tests.recommender.recommender_fakes import StartRecommender
 
@@ -122,3 +128,32 @@ async def test_behavior_of_another_model_version_is_not_compared(
     parts = {item.item_id: set(item.score_parts) for item in response.items}
 
     assert "behavior" in parts["current"] and "behavior" not in parts.get("stale", set())
+
+
+def _inflating_token(inflated_bytes: int) -> str:
+    """A page token whose body inflates to `inflated_bytes`, made without holding them in memory."""
+    deflater = zlib.compressobj(9)
+    parts = [deflater.compress(b'{"v":1,"served":["')]
+    chunk = b"a" * (1 << 20)
+    parts += [deflater.compress(chunk) for _ in range(inflated_bytes >> 20)]
+    parts.append(deflater.compress(b'"]}') + deflater.flush())
+    return base64.urlsafe_b64encode(b"".join(parts)).decode().rstrip("=")
+
+
+async def test_a_page_token_that_would_inflate_to_a_gigabyte_is_refused_without_inflating_it(
+    shelf: Catalog, recommender: RecommenderClient
+) -> None:
+    bomb = _inflating_token(1 << 30)
+    assert len(bomb) < 1_500_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidRequest, match="page_token"):
+            decode_token(bomb, max_served=1000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 1024 * 1024, f"decoding the token allocated {peak} bytes"
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await recommender.for_you("u", limit=3, controls=Controls(page_token=bomb))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -67,6 +67,9 @@ class RefreshReport:
     write_s: float
 
 
+_NOT_DELETED = models.Filter(must=[models.IsEmptyCondition(is_empty=models.PayloadField(key=ItemField.DELETED_AT.key))])
+
+
 def fit(entries: list[LoggedInteraction], policy: RefreshPolicy) -> ItemFactors:
     """The blocking part of a refresh: matrix and factorization (run in a worker thread)."""
     matrix = interaction_matrix(entries, policy.model_half_life_s)
@@ -190,14 +193,16 @@ class BehaviorRefresh:
         return max(int(time.time() * 1000), newest + 1)
 
     async def _write_items(self, factors: ItemFactors, version: int) -> int:
-        """New vectors for the items that still exist, in batches; each batch yields to ingestion."""
+        """New vectors for the items that still exist (deleted ones excepted), in batches; each batch yields."""
         written = 0
         size = self.policy.batch_size
         for start in range(0, len(factors.item_ids), size):
             rows = range(start, min(start + size, len(factors.item_ids)))
             ids = {point_id(factors.item_ids[row]): row for row in rows}
-            existing = await self._store.client.retrieve(ITEMS, list(ids), with_payload=False, with_vectors=False)
-            present = [ids[str(record.id)] for record in existing]
+            existing = await self._store.client.retrieve(
+                ITEMS, list(ids), with_payload=keys([ItemField.DELETED_AT]), with_vectors=False
+            )
+            present = [ids[str(r.id)] for r in existing if ItemField.DELETED_AT.read(r.payload) is None]
             if not present:
                 continue
             operations: list[Any] = [
@@ -208,7 +213,9 @@ class BehaviorRefresh:
                                 id=point_id(factors.item_ids[row]), vector={BEHAVIOR: factors.vectors[row].tolist()}
                             )
                             for row in present
-                        ]
+                        ],
+                        # A deletion that landed since the read keeps its tombstone bare.
+                        update_filter=_NOT_DELETED,
                     )
                 )
             ]
@@ -219,14 +226,16 @@ class BehaviorRefresh:
                             ItemField.BEHAVIOR_VERSION.key: version,
                             ItemField.BEHAVIOR_NORM.key: float(factors.strengths[row]),
                         },
-                        points=[point_id(factors.item_ids[row])],
+                        filter=models.Filter(
+                            must=[models.HasIdCondition(has_id=[point_id(factors.item_ids[row])]), _NOT_DELETED]
+                        ),
                     )
                 )
                 for row in present
             ]
             await self._store.client.batch_update_points(ITEMS, operations)
             await self._notices.publish(
-                [notice("items", BEHAVIOR, factors.item_ids[row], "updated") for row in present]
+                [notice("items", BEHAVIOR, factors.item_ids[row], "updated", version) for row in present]
             )
             written += len(present)
         return written

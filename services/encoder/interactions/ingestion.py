@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 from qdrant_client import models
@@ -19,7 +20,7 @@ from recsys.encoder.interactions.user_behavior import newest_version, of_version
 from recsys.encoder.interactions.user_profile import UserProfile
 from recsys.encoder.keyed_locks import KeyedLocks
 from recsys.encoder.notices import NoticePublisher, notice
-from recsys.shared.events import DEFAULT_MAX_FUTURE_S, EmbeddingNotice, Interaction, parse_interaction
+from recsys.shared.events import DEFAULT_MAX_FUTURE_S, Interaction, parse_interaction
 from recsys.shared.ids import point_id
 from recsys.shared.logs import log_event
 from recsys.shared.points import BEHAVIOR, CONTENT, ITEMS, SESSION, TASTE, USERS, ItemField, UserField, keys
@@ -51,6 +52,30 @@ def user_vectors(profile: UserProfile) -> dict[str, Any]:
     return vectors
 
 
+class IngestionObserver(Protocol):
+    """What interaction ingestion reports: each interaction applied, or skipped and why."""
+
+    def interaction_applied(self) -> None: ...
+
+    def interaction_skipped(self, reason: str) -> None: ...
+
+
+class _Unobserved:
+    def interaction_applied(self) -> None:
+        pass
+
+    def interaction_skipped(self, reason: str) -> None:
+        pass
+
+
+@dataclass
+class _ItemSide:
+    """What an interaction found on its item's side."""
+
+    content: np.ndarray | None = None
+    deleted: bool = False
+
+
 class InteractionIngestion:
     """The handler of the interactions stream; one instance serves every concurrent entry.
 
@@ -72,8 +97,10 @@ class InteractionIngestion:
         on_applied: Callable[[], None] | None = None,
         *,
         max_future_s: float = DEFAULT_MAX_FUTURE_S,
+        observer: IngestionObserver | None = None,
     ) -> None:
         self._store = store
+        self._observer = observer or _Unobserved()
         self._max_future_s = max_future_s
         self._notices = notices
         self._weights = weights
@@ -90,27 +117,43 @@ class InteractionIngestion:
         weight = self._weights.weight(event)
         ts = event.ts if event.ts is not None else time.time()
         async with self._item_locks.hold(event.item_id):
-            content = await self._update_item(event, weight, ts)
+            item = await self._update_item(event, weight, ts)
+        if item.deleted:
+            self._skipped(event, "item_deleted")
+            return
         async with self._user_locks.hold(event.user_id):
-            await self._update_user(event, weight, ts, content)
+            await self._update_user(event, weight, ts, item.content)
 
-    async def _update_item(self, event: Interaction, weight: float, ts: float) -> np.ndarray | None:
-        """Counts the event on the item; returns the item's content vector, or None when it is not in the catalog."""
+    def _skipped(self, event: Interaction, reason: str) -> None:
+        self._observer.interaction_skipped(reason)
+        log_event(_log, "interaction_skipped", reason=reason, event_id=event.event_id, item_id=event.item_id)
+
+    async def _update_item(self, event: Interaction, weight: float, ts: float) -> _ItemSide:
+        """Counts the event on the item; reports its content vector (None outside the catalog) or its deletion."""
         pid = point_id(event.item_id)
-        content: np.ndarray | None = None
+        item = _ItemSide()
 
         async def attempt() -> bool:
-            nonlocal content
             records = await self._store.client.retrieve(
-                ITEMS, [pid], with_payload=keys([*ItemField.ACTIVITY, ItemField.IN_CATALOG]), with_vectors=[CONTENT]
+                ITEMS,
+                [pid],
+                with_payload=keys([*ItemField.ACTIVITY, ItemField.IN_CATALOG, ItemField.DELETED_AT]),
+                with_vectors=[CONTENT],
             )
             if not records:
                 return await self._record_before_catalog(event, weight, ts)
             record = records[0]
+            if ItemField.DELETED_AT.read(record.payload) is not None:
+                item.deleted = True  # a tombstone: interactions with a deleted item count nowhere
+                return True
             content_values = _vector(record, CONTENT)
-            content = np.asarray(content_values, dtype=np.float64) if content_values is not None else None
+            item.content = np.asarray(content_values, dtype=np.float64) if content_values is not None else None
             activity = ItemActivity.from_stored(record.payload or {})
             if activity.has_recorded(event.event_id):
+                return True
+            if activity.beyond_horizon(event.event_id, ts):
+                # Possibly counted already and forgotten since: skipped on the item only, the user decides for itself.
+                self._skipped(event, "item_replay_horizon")
                 return True
             expected = activity.revision
             activity.record(event, weight, ts, self._rules)
@@ -119,7 +162,7 @@ class InteractionIngestion:
             return await self._item_has(pid, event.event_id)
 
         await with_retries(attempt, f"item {event.item_id}")
-        return content
+        return item
 
     async def _item_has(self, pid: str, event_id: str) -> bool:
         records = await self._store.client.retrieve(ITEMS, [pid], with_payload=keys([ItemField.RECENT_EVENT_IDS]))
@@ -142,6 +185,7 @@ class InteractionIngestion:
             update_filter=models.Filter(
                 must=[
                     models.FieldCondition(key=ItemField.IN_CATALOG.key, match=models.MatchValue(value=False)),
+                    models.IsEmptyCondition(is_empty=models.PayloadField(key=ItemField.DELETED_AT.key)),
                     revision_is(0),
                 ]
             ),
@@ -152,14 +196,23 @@ class InteractionIngestion:
     async def _update_user(self, event: Interaction, weight: float, ts: float, content: np.ndarray | None) -> None:
         pid = point_id(event.user_id)
         taste_change: str | None = None
+        applied = False
+        revision = 0
         logged = False
 
         async def attempt() -> bool:
-            nonlocal taste_change, logged
+            nonlocal taste_change, applied, revision, logged
+            applied = False
             records = await self._store.client.retrieve(USERS, [pid], with_payload=True, with_vectors=True)
             profile = stored_user(records[0]) if records else UserProfile(user_id=event.user_id)
             if profile.has_recorded(event.event_id):
+                # Applied by an earlier delivery, which may have failed before its notice went out.
                 log_event(_log, "interaction_replay_skipped", user_id=event.user_id, event_id=event.event_id)
+                taste_change = "updated" if TASTE in user_vectors(profile) else None
+                revision = profile.revision
+                return True
+            if profile.beyond_horizon(event.event_id, ts):
+                self._skipped(event, "user_replay_horizon")
                 return True
             if not logged and self._behavior_log is not None and weight != 0:
                 # Before the user write: a crash in between redelivers the entry, and the duplicate
@@ -176,6 +229,7 @@ class InteractionIngestion:
             profile.revision = expected + 1
             vectors = user_vectors(profile)
             taste_change = None if profile.taste is taste_before else ("updated" if TASTE in vectors else "deleted")
+            applied, revision = True, profile.revision
             await self._store.client.upsert(
                 USERS,
                 [models.PointStruct(id=pid, vector=vectors, payload=profile.payload())],
@@ -185,12 +239,12 @@ class InteractionIngestion:
             return bool(stored) and event.event_id in UserField.RECENT_EVENT_IDS.read(stored[0].payload)
 
         await with_retries(attempt, f"user {event.user_id}")
-        if self._on_applied is not None:
-            self._on_applied()
-        notices: list[EmbeddingNotice] = []
+        if applied:
+            self._observer.interaction_applied()
+            if self._on_applied is not None:
+                self._on_applied()
         if taste_change is not None:
-            notices.append(notice("users", TASTE, event.user_id, taste_change))
-        await self._notices.publish(notices)
+            await self._notices.publish([notice("users", TASTE, event.user_id, taste_change, revision)])
 
     async def item_behaviors(self, profile: UserProfile) -> tuple[dict[str, np.ndarray], int | None]:
         """Behavior vectors of the distinct items in the user's history, all of the newest model version."""

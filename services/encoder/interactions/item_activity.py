@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recsys.encoder.interactions.decay import add_decayed
+from recsys.encoder.interactions.recent_events import RecentEvents
 from recsys.encoder.interactions.rules import InteractionRules
 from recsys.shared.events import Interaction
 from recsys.shared.points import ItemField
@@ -23,7 +24,7 @@ class ItemActivity:
     interaction_count: int = 0
     popularity: float = 0.0
     popularity_ts: float = 0.0
-    recent_event_ids: list[str] = field(default_factory=list)
+    recent: RecentEvents = field(default_factory=RecentEvents)
     # The writer bumps it with every write, so a compare-and-set can tell whether someone else wrote meanwhile.
     revision: int = 0
 
@@ -33,7 +34,11 @@ class ItemActivity:
             interaction_count=ItemField.INTERACTION_COUNT.read(payload),
             popularity=ItemField.POPULARITY.read(payload),
             popularity_ts=ItemField.POPULARITY_TS.read(payload),
-            recent_event_ids=ItemField.RECENT_EVENT_IDS.read(payload),
+            recent=RecentEvents.stored(
+                ItemField.RECENT_EVENT_IDS.read(payload),
+                ItemField.RECENT_EVENT_TIMES.read(payload),
+                ItemField.REPLAY_HORIZON_TS.read(payload),
+            ),
             revision=ItemField.REVISION.read(payload),
         )
 
@@ -43,16 +48,26 @@ class ItemActivity:
             ItemField.INTERACTION_COUNT.key: self.interaction_count,
             ItemField.POPULARITY.key: self.popularity,
             ItemField.POPULARITY_TS.key: self.popularity_ts,
-            ItemField.RECENT_EVENT_IDS.key: list(self.recent_event_ids),
+            ItemField.RECENT_EVENT_IDS.key: list(self.recent.ids),
+            ItemField.RECENT_EVENT_TIMES.key: self.recent.stored_times(),
+            ItemField.REPLAY_HORIZON_TS.key: self.recent.horizon_or_none(),
             ItemField.REVISION.key: self.revision,
         }
 
+    @property
+    def recent_event_ids(self) -> list[str]:
+        return list(self.recent.ids)
+
     def has_recorded(self, event_id: str) -> bool:
-        return event_id in self.recent_event_ids
+        return self.recent.has(event_id)
+
+    def beyond_horizon(self, event_id: str, ts: float) -> bool:
+        """An interaction this item may have counted and forgotten: it must not be counted (recent_events.py)."""
+        return self.recent.beyond_horizon(event_id, ts)
 
     def record(self, event: Interaction, weight: float, ts: float, rules: InteractionRules) -> None:
         """Counts a positive event and adds its weight to the decayed popularity."""
-        self.recent_event_ids = [*self.recent_event_ids, event.event_id][-rules.recent_events_size :]
+        self.recent = self.recent.remember(event.event_id, ts, rules.recent_events_size)
         if weight > 0:
             self.interaction_count += 1
             self.popularity, self.popularity_ts = add_decayed(

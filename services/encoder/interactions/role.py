@@ -12,11 +12,13 @@ import logging
 from collections.abc import Callable
 
 import grpc
+from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from recsys.encoder.interactions.behavior_log import BehaviorLog, behavior_log_stream
 from recsys.encoder.interactions.behavior_refresh import BehaviorRefresh, RefreshPolicy
 from recsys.encoder.interactions.ingestion import InteractionIngestion
+from recsys.encoder.interactions.metrics import InteractionMetrics
 from recsys.encoder.interactions.rules import EventWeights, InteractionRules
 from recsys.encoder.interactions.settings import InteractionSettings
 from recsys.encoder.keyed_locks import KeyedLocks
@@ -58,7 +60,9 @@ class InteractionsRole:
         redis: Redis,
         notices: NoticePublisher,
         item_locks: KeyedLocks,
+        registry: CollectorRegistry,
     ) -> None:
+        self.metrics = InteractionMetrics(registry)
         self.settings = settings
         self._store = store
         self._redis = redis
@@ -87,6 +91,7 @@ class InteractionsRole:
             behavior_log=log,
             on_applied=refresh.note_interaction,
             max_future_s=settings.event_max_future_s,
+            observer=self.metrics,
         )
         subscriptions.consume(
             stream=settings.streams.interactions,

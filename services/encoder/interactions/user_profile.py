@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from recsys.encoder.interactions.decay import DecayedSum
+from recsys.encoder.interactions.recent_events import RecentEvents
 from recsys.encoder.interactions.rules import InteractionRules
 from recsys.encoder.interactions.user_behavior import user_behavior
 from recsys.shared.events import Interaction
@@ -36,7 +37,7 @@ class UserProfile:
     behavior: DecayedSum = field(default_factory=DecayedSum.empty)
     history: list[HistoryEntry] = field(default_factory=list)
     seen: list[str] = field(default_factory=list)
-    recent_event_ids: list[str] = field(default_factory=list)
+    recent: RecentEvents = field(default_factory=RecentEvents)
     # The factorization version the behavior vector was folded in from (None: no behavior vector yet).
     behavior_version: int | None = None
     # The writer bumps it with every write, so a compare-and-set can tell whether someone else wrote meanwhile.
@@ -65,7 +66,11 @@ class UserProfile:
             ),
             history=[HistoryEntry(*entry) for entry in UserField.HISTORY.read(payload)],
             seen=UserField.SEEN.read(payload),
-            recent_event_ids=UserField.RECENT_EVENT_IDS.read(payload),
+            recent=RecentEvents.stored(
+                UserField.RECENT_EVENT_IDS.read(payload),
+                UserField.RECENT_EVENT_TIMES.read(payload),
+                UserField.REPLAY_HORIZON_TS.read(payload),
+            ),
             behavior_version=UserField.BEHAVIOR_VERSION.read(payload),
             revision=UserField.REVISION.read(payload),
         )
@@ -85,13 +90,23 @@ class UserProfile:
             UserField.BEHAVIOR_TS.key: self.behavior.ts,
             UserField.HISTORY.key: [list(entry) for entry in self.history],
             UserField.SEEN.key: list(self.seen),
-            UserField.RECENT_EVENT_IDS.key: list(self.recent_event_ids),
+            UserField.RECENT_EVENT_IDS.key: list(self.recent.ids),
+            UserField.RECENT_EVENT_TIMES.key: self.recent.stored_times(),
+            UserField.REPLAY_HORIZON_TS.key: self.recent.horizon_or_none(),
             UserField.BEHAVIOR_VERSION.key: self.behavior_version,
             UserField.REVISION.key: self.revision,
         }
 
+    @property
+    def recent_event_ids(self) -> list[str]:
+        return list(self.recent.ids)
+
     def has_recorded(self, event_id: str) -> bool:
-        return event_id in self.recent_event_ids
+        return self.recent.has(event_id)
+
+    def beyond_horizon(self, event_id: str, ts: float) -> bool:
+        """An interaction this user may have had counted and forgotten: it must not be counted (recent_events.py)."""
+        return self.recent.beyond_horizon(event_id, ts)
 
     def record(
         self, event: Interaction, weight: float, ts: float, item_content: np.ndarray | None, rules: InteractionRules
@@ -101,7 +116,7 @@ class UserProfile:
         An unknown item still counts in the history, the seen list and the counts; it cannot move
         the taste or session vectors because it has no content vector.
         """
-        self.recent_event_ids = _bounded_append(self.recent_event_ids, event.event_id, rules.recent_events_size)
+        self.recent = self.recent.remember(event.event_id, ts, rules.recent_events_size)
         self.event_count += 1
         self.last_event_ts = max(self.last_event_ts, ts)
         self.history = _bounded_history(self.history, HistoryEntry(event.item_id, weight, ts), rules.history_size)

@@ -1,10 +1,10 @@
-"""The catalog part of an `items` point: what an item.upserted event writes into the payload."""
+"""The catalog part of an `items` point: what an item.upserted writes into the payload, and an item.deleted leaves."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from recsys.shared.events import ItemUpserted
+from recsys.shared.events import ItemDeleted, ItemUpserted
 from recsys.shared.points import ItemField
 
 
@@ -19,6 +19,7 @@ def catalog_fields(event: ItemUpserted, ts: float) -> dict[str, Any]:
         ItemField.VERSION.key: event.version,
         ItemField.UPDATED_AT.key: ts,
         ItemField.IN_CATALOG.key: True,
+        ItemField.DELETED_AT.key: None,
     }
 
 
@@ -35,4 +36,15 @@ def new_item_payload(event: ItemUpserted, ts: float) -> dict[str, Any]:
         ItemField.REVISION.key: 0,
         # 0 until a refresh of the collaborative model covers the item.
         ItemField.BEHAVIOR_NORM.key: 0.0,
+    }
+
+
+def tombstone_payload(event: ItemDeleted, ts: float) -> dict[str, Any]:
+    """What stays of a deleted item: its id, the deletion's version and time; no vectors, out of the catalog."""
+    return {
+        ItemField.ITEM_ID.key: event.item_id,
+        ItemField.VERSION.key: event.version,
+        ItemField.UPDATED_AT.key: ts,
+        ItemField.IN_CATALOG.key: False,
+        ItemField.DELETED_AT.key: ts,
     }

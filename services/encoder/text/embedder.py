@@ -28,7 +28,15 @@ CUDA_DTYPES = ("float16", "bfloat16", "float32")
 # The features a plain text encoder reads; a model that wants anything else tokenizes for itself.
 _PLAIN_FEATURES = {"input_ids", "attention_mask", "token_type_ids"}
 # Texts that exercise what the fast path must reproduce: case, accents, punctuation, spacing, cutting.
-_PROBES = ["Hello, World!", "  naïve café — déjà vu  ", "a", "Über 9000 tokens? " * 200, "emoji 🙂 and\ttabs\nnewlines"]
+_PROBES = [
+    "Hello, World!",
+    "  naïve café — déjà vu  ",
+    "a",
+    "Über 9000 tokens? " * 200,
+    "emoji 🙂 and\ttabs\nnewlines",
+    # Long enough to be read through a window (tokenization.py): it must give the whole text's first tokens.
+    "Überraschend lange Wörter, punctuation!!! and mixed 1234 numbers; " * 400,
+]
 
 _log = logging.getLogger(__name__)
 
@@ -174,7 +182,7 @@ class Embedder:
         return str(next(self.model.parameters()).dtype).removeprefix("torch.")
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        """Tokens of each text without truncation, special tokens included."""
+        """Tokens of each text, special tokens included (the fast path stops counting one past max tokens)."""
         if self._tokenizer is not None:
             return self._tokenizer.count(texts)
         # A pure-Python tokenizer keeps no shared Rust state, so the model's own one is safe to call.

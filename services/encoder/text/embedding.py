@@ -107,13 +107,19 @@ class TextEmbeddings:
     quantized: np.ndarray | None = None
 
 
-def check_texts(texts: Sequence[str], max_texts: int) -> None:
-    """Refuses an empty request, too many texts, or a blank text (naming its index)."""
+# Far beyond any model's window (a few hundred tokens), and more than an item's whole content text.
+DEFAULT_MAX_TEXT_CHARS = 65_536
+
+
+def check_texts(texts: Sequence[str], max_texts: int, max_chars: int = DEFAULT_MAX_TEXT_CHARS) -> None:
+    """Refuses an empty request, too many texts, a blank or overlong text (naming its index), before any tokenizing."""
     if not texts:
         raise InvalidRequest("texts is empty: send at least one text")
     if len(texts) > max_texts:
         raise InvalidRequest(f"too many texts: {len(texts)} in one request, at most {max_texts}")
     for index, text in enumerate(texts):
+        if len(text) > max_chars:
+            raise InvalidRequest(f"text {index} has {len(text)} characters; at most {max_chars}")
         if not text.strip():
             raise InvalidRequest(f"text {index} is empty")
 
@@ -133,7 +139,7 @@ def read_lengths(token_counts: Sequence[int], max_tokens: int, truncate: bool) -
         for index, count in enumerate(token_counts):
             if count > max_tokens:
                 raise InvalidRequest(
-                    f"text {index} has {count} tokens, more than max_tokens {max_tokens} (send truncate=true to cut it)"
+                    f"text {index} has more than max_tokens {max_tokens} tokens (send truncate=true to cut it)"
                 )
     return [min(count, max_tokens) for count in token_counts], [count > max_tokens for count in token_counts]
 
@@ -163,8 +169,10 @@ class EmbeddingEngine:
         observer: EngineObserver | None = None,
         calibration: Sequence[str] = (),
         cost: PassCostModel | None = None,
+        max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
     ) -> None:
         self.model = model
+        self.max_text_chars = max_text_chars
         # Raw model output: each caller's normalize, dimensions and precision are applied to its own rows.
         self.batcher: DynamicBatcher[TokenizedText] = DynamicBatcher(
             model.forward,
@@ -213,7 +221,7 @@ class EmbeddingEngine:
         started = time.perf_counter()
         options = options or EmbedOptions()
         try:
-            check_texts(texts, self.max_texts_per_request)
+            check_texts(texts, self.max_texts_per_request, self.max_text_chars)
             dimensions = output_dimensions(options.dimensions, self.model.dimensions)
             if options.precision.calibrated and not self._calibration_texts:
                 raise InvalidRequest(f"precision {options.precision} needs calibration texts, and none are set")

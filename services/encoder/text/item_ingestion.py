@@ -1,4 +1,14 @@
-"""Consumes `recsys:items`: embeds catalog text on the bulk lane and writes version-guarded `items` points."""
+"""Consumes `recsys:items`: embeds catalog text on the bulk lane and writes version-guarded `items` points.
+
+The rules, each enforced by a filter on the write itself so that two writers (replicas, or the
+interactions role creating an item's point from its first interaction) never undo each other:
+- a higher version wins; at equal versions the later `ts`; a replay changes nothing;
+- a delete leaves a tombstone (no vectors, out of the catalog) that refuses any upsert whose version
+  is not above the deletion's, so a replayed or late upsert never brings the item back;
+- the point an interaction made before the item arrived (its activity counters) is completed in
+  place, never replaced;
+- the notice of a write is published after it, and again when the entry is redelivered (at least once).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from qdrant_client import models
@@ -13,23 +24,24 @@ from qdrant_client import models
 from recsys.encoder.keyed_locks import KeyedLocks
 from recsys.encoder.notices import NoticePublisher, notice
 from recsys.encoder.text.batching import Lane
-from recsys.encoder.text.catalog import catalog_fields, new_item_payload
+from recsys.encoder.text.catalog import catalog_fields, new_item_payload, tombstone_payload
 from recsys.encoder.text.embedding import EmbeddingEngine
 from recsys.shared.errors import InvalidRequest
 from recsys.shared.events import DEFAULT_MAX_FUTURE_S, ItemDeleted, ItemUpserted, MalformedEvent, parse_item_event
 from recsys.shared.ids import point_id
 from recsys.shared.logs import log_event
-from recsys.shared.points import CONTENT, ITEMS, ItemField, keys
+from recsys.shared.points import BEHAVIOR, CONTENT, ITEMS, ItemField, keys
 from recsys.shared.store import VectorStore
 
 _log = logging.getLogger(__name__)
 
 
 def _older_than(version: int, ts: float) -> models.Filter:
-    """Stored points this event may overwrite: a lower version, or the same version written earlier.
+    """Stored points this upsert may overwrite: a lower version, or the same version written earlier and not deleted.
 
     The time breaks ties so that producers who never set versions (all 0) still update their items,
-    while a replay of the same entry (same version, same time) changes nothing.
+    while a replay of the same entry (same version, same time) changes nothing, and a tombstone
+    gives way only to a higher version.
     """
     return models.Filter(
         should=[
@@ -38,14 +50,63 @@ def _older_than(version: int, ts: float) -> models.Filter:
                 must=[
                     models.FieldCondition(key=ItemField.VERSION.key, match=models.MatchValue(value=version)),
                     models.FieldCondition(key=ItemField.UPDATED_AT.key, range=models.Range(lt=ts)),
+                    models.IsEmptyCondition(is_empty=models.PayloadField(key=ItemField.DELETED_AT.key)),
                 ]
             ),
         ]
     )
 
 
+# A point made by interactions before the item arrived: its counters must survive the first upsert.
+_ACTIVITY_ONLY = models.Filter(
+    must=[
+        models.FieldCondition(key=ItemField.IN_CATALOG.key, match=models.MatchValue(value=False)),
+        models.IsEmptyCondition(is_empty=models.PayloadField(key=ItemField.DELETED_AT.key)),
+    ]
+)
+
+
 def _this_point(pid: str, *conditions: models.Filter | models.FieldCondition) -> models.Filter:
     return models.Filter(must=[models.HasIdCondition(has_id=[pid]), *conditions])
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    """What an item's point says about whether an event may change it."""
+
+    exists: bool
+    version: int = -1
+    updated_at: float = -1.0
+    in_catalog: bool = False
+    deleted: bool = False
+
+    @classmethod
+    def of(cls, record: models.Record | None) -> StoredItem:
+        if record is None:
+            return cls(exists=False)
+        payload = record.payload
+        return cls(
+            exists=True,
+            version=ItemField.VERSION.read(payload),
+            updated_at=ItemField.UPDATED_AT.read(payload),
+            in_catalog=ItemField.IN_CATALOG.read(payload),
+            deleted=ItemField.DELETED_AT.read(payload) is not None,
+        )
+
+    @property
+    def activity_only(self) -> bool:
+        return self.exists and not self.in_catalog and not self.deleted
+
+    def upsert_outcome(self, version: int, ts: float) -> str:
+        """ "write", "replay" (this very write is stored already) or "stale" (something newer is)."""
+        if self.deleted:
+            return "write" if version > self.version else "stale"
+        if not self.exists or self.activity_only:
+            return "write"
+        stored, incoming = (self.version, self.updated_at), (version, ts)
+        if stored == incoming:
+            return "replay"
+        return "write" if incoming > stored else "stale"
 
 
 class StageObserver(Protocol):
@@ -95,23 +156,35 @@ class ItemIngestion:
             else:
                 await self._delete(event)
 
-    async def _stored_version(self, pid: str) -> tuple[bool, int, float]:
-        """Whether the point exists, its version and when it was written."""
+    async def _stored(self, pid: str) -> StoredItem:
         records = await self._store.client.retrieve(
-            ITEMS, [pid], with_payload=keys([ItemField.VERSION, ItemField.UPDATED_AT]), with_vectors=False
+            ITEMS,
+            [pid],
+            with_payload=keys([ItemField.VERSION, ItemField.UPDATED_AT, ItemField.IN_CATALOG, ItemField.DELETED_AT]),
+            with_vectors=False,
         )
-        if not records:
-            return False, -1, -1.0
-        payload = records[0].payload
-        return True, ItemField.VERSION.read(payload), ItemField.UPDATED_AT.read(payload)
+        return StoredItem.of(records[0] if records else None)
 
     async def _upsert(self, event: ItemUpserted) -> None:
         pid = point_id(event.item_id)
         ts = event.ts if event.ts is not None else time.time()
         started = time.perf_counter()
-        exists, stored, stored_at = await self._stored_version(pid)
-        if (stored, stored_at) >= (event.version, ts):
-            log_event(_log, "item_stale_skipped", item_id=event.item_id, version=event.version, stored_version=stored)
+        stored = await self._stored(pid)
+        outcome = stored.upsert_outcome(event.version, ts)
+        if outcome == "stale":
+            reason = "deleted" if stored.deleted else "newer version stored"
+            log_event(
+                _log,
+                "item_stale_skipped",
+                item_id=event.item_id,
+                version=event.version,
+                stored=stored.version,
+                why=reason,
+            )
+            return
+        if outcome == "replay":
+            # Stored by an earlier delivery that may have failed before its notice went out.
+            await self._notices.publish([notice("items", CONTENT, event.item_id, "updated", event.version)])
             return
         read = time.perf_counter()
         try:
@@ -121,10 +194,10 @@ class ItemIngestion:
         embedded_at = time.perf_counter()
         self._observer.stage_done("embed", embedded_at - read)
         async with self._store_turn:
-            await self._write(event, pid, ts, exists, embedded.vectors[0].tolist())
+            await self._write(event, pid, ts, stored, embedded.vectors[0].tolist())
         written = time.perf_counter()
         self._observer.stage_done("store", (read - started) + (written - embedded_at))
-        await self._notices.publish([notice("items", CONTENT, event.item_id, "updated")])
+        await self._notices.publish([notice("items", CONTENT, event.item_id, "updated", event.version)])
         self._observer.stage_done("notice", time.perf_counter() - written)
         log_event(
             _log,
@@ -132,49 +205,55 @@ class ItemIngestion:
             logging.DEBUG,
             item_id=event.item_id,
             version=event.version,
-            created=not exists,
+            created=not stored.exists,
             tokens=embedded.tokens[0],
             truncated=embedded.truncated[0],
         )
 
-    async def _write(self, event: ItemUpserted, pid: str, ts: float, exists: bool, vector: list[float]) -> None:
+    async def _write(self, event: ItemUpserted, pid: str, ts: float, stored: StoredItem, vector: list[float]) -> None:
         client = self._store.client
-        if not exists:
-            # The filter also refuses to overwrite a newer version another process wrote meanwhile.
+        if not stored.exists or stored.deleted:
+            # The whole point, so a tombstone leaves nothing behind. The filter also refuses to overwrite a
+            # newer version another process wrote meanwhile, or the counters of a point that interactions
+            # made meanwhile: read back, such a point is completed in place below.
             await client.upsert(
                 ITEMS,
                 [models.PointStruct(id=pid, vector={CONTENT: vector}, payload=new_item_payload(event, ts))],
-                update_filter=_older_than(event.version, ts),
+                update_filter=models.Filter(must=[_older_than(event.version, ts)], must_not=[_ACTIVITY_ONLY]),
             )
-        else:
-            # An upsert would replace the whole point, wiping the behavior vector and the counters:
-            # change the content vector, then the catalog fields, each only while the stored version is older.
-            # The version is written last, so a crash in between leaves the entry to be redone.
-            await client.update_vectors(
-                ITEMS,
-                [models.PointVectors(id=pid, vector={CONTENT: vector})],
-                update_filter=_older_than(event.version, ts),
-            )
-            await client.set_payload(
-                ITEMS, catalog_fields(event, ts), points=_this_point(pid, _older_than(event.version, ts))
-            )
+            stored = await self._stored(pid)
+            if not stored.activity_only:
+                return
+        # An upsert would replace the whole point, wiping the behavior vector and the counters:
+        # change the content vector, then the catalog fields, each only while the stored version is older.
+        # The version is written last, so a crash in between leaves the entry to be redone.
+        await client.update_vectors(
+            ITEMS,
+            [models.PointVectors(id=pid, vector={CONTENT: vector})],
+            update_filter=_older_than(event.version, ts),
+        )
+        await client.set_payload(
+            ITEMS, catalog_fields(event, ts), points=_this_point(pid, _older_than(event.version, ts))
+        )
 
     async def _delete(self, event: ItemDeleted) -> None:
         pid = point_id(event.item_id)
-        exists, stored, _ = await self._stored_version(pid)
-        if not exists:
-            log_event(_log, "item_delete_unknown", item_id=event.item_id, version=event.version)
+        ts = event.ts if event.ts is not None else time.time()
+        stored = await self._stored(pid)
+        if stored.exists and stored.version > event.version:
+            log_event(_log, "item_stale_skipped", item_id=event.item_id, version=event.version, stored=stored.version)
             return
-        if stored > event.version:
-            log_event(_log, "item_stale_skipped", item_id=event.item_id, version=event.version, stored_version=stored)
-            return
-        await self._store.client.delete(
-            ITEMS,
-            models.FilterSelector(
-                filter=_this_point(
-                    pid, models.FieldCondition(key=ItemField.VERSION.key, range=models.Range(lte=event.version))
-                )
-            ),
+        if not (stored.deleted and stored.version == event.version):
+            # Created even for an item never seen: an upsert arriving after its deletion must find the tombstone.
+            await self._store.client.upsert(
+                ITEMS,
+                [models.PointStruct(id=pid, vector={}, payload=tombstone_payload(event, ts))],
+                update_filter=models.Filter(
+                    must=[models.FieldCondition(key=ItemField.VERSION.key, range=models.Range(lte=event.version))]
+                ),
+            )
+        # Published again on a replay: the first delivery may have failed before its notices went out.
+        await self._notices.publish(
+            [notice("items", vector, event.item_id, "deleted", event.version) for vector in (CONTENT, BEHAVIOR)]
         )
-        await self._notices.publish([notice("items", CONTENT, event.item_id, "deleted")])
         log_event(_log, "item_deleted", item_id=event.item_id, version=event.version)

@@ -93,6 +93,7 @@ class TextRole:
             settings.max_texts_per_request,
             observer=self.metrics,
             calibration=calibration_texts(settings.int8_calibration_file),
+            max_text_chars=settings.max_text_chars,
         )
         self.metrics.watch_batcher(engine.batcher)
         # Warms the model up first: health turns SERVING only once the first callers would not pay for it.

@@ -65,6 +65,12 @@ class TextSettings(ConnectionSettings):
         description="Most texts waiting per lane (live, bulk); beyond it calls are refused (RESOURCE_EXHAUSTED).",
     )
     max_texts_per_request: int = Field(1024, ge=1, description="Most texts in one Embed call.")
+    max_text_chars: int = Field(
+        65_536,
+        ge=256,
+        description="Longest text, in characters, refused (INVALID_ARGUMENT) before it is tokenized; the model"
+        " reads at most its max tokens of any text anyway.",
+    )
     item_ingest_concurrency: int = Field(
         256,
         ge=1,

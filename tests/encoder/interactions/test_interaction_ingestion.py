@@ -14,7 +14,9 @@ from redis.asyncio import Redis
 from recsys.encoder.service import EncoderService
 from recsys.shared.events import EmbeddingNotice
 from recsys.shared.ids import point_id
-from recsys.shared.points import BEHAVIOR, CONTENT, ITEMS, TASTE, USERS
+from recsys.shared.points import BEHAVIOR, CONTENT, ITEMS, TASTE, USERS, ItemField, UserField
+from tests.encoder.conftest import StartEncoder
+from tests.encoder.gated import metric, scrape
 
 WaitConsumed = Callable[[Redis, str, str, str | bytes], Awaitable[None]]
 
@@ -43,6 +45,10 @@ async def xadd_all(redis: Redis, stream: str, entries: list[dict[str, str]]) -> 
 
 @pytest.fixture
 async def catalog(encoder: EncoderService, wait_consumed: WaitConsumed) -> EncoderService:
+    return await publish_catalog(encoder, wait_consumed)
+
+
+async def publish_catalog(encoder: EncoderService, wait_consumed: WaitConsumed) -> EncoderService:
     stream = encoder.settings.streams.items
     entries = [
         {"event": "item.upserted", "data": json.dumps({"item_id": i, "title": t, "version": 1, "ts": T0})}
@@ -209,3 +215,37 @@ async def test_taste_changes_and_behavior_refreshes_publish_embedding_notices(
     assert catalog.behavior_refresh is not None
     await catalog.behavior_refresh.refresh()
     assert await notices_published(catalog) == {("items", BEHAVIOR, "space1", "updated")}
+
+
+async def test_interactions_with_a_deleted_item_count_nowhere(
+    catalog: EncoderService, wait_consumed: WaitConsumed
+) -> None:
+    items = catalog.settings.streams.items
+    deleted = await catalog.redis.xadd(
+        items, {"event": "item.deleted", "data": json.dumps({"item_id": "soup1", "version": 1, "ts": T0 + 1})}
+    )
+    await wait_consumed(catalog.redis, items, catalog.settings.item_ingest_group, deleted)
+    await interact(catalog, wait_consumed, event(2, "u1", "soup1", "purchase"), event(3, "u1", "space1"))
+
+    user = await point(catalog, USERS, "u1")
+    assert UserField.EVENT_COUNT.read(user.payload) == 1 and UserField.SEEN.read(user.payload) == ["space1"]
+    soup = await point(catalog, ITEMS, "soup1")
+    assert ItemField.INTERACTION_COUNT.read(soup.payload) == 0 and not soup.vector
+    skipped = metric(scrape(catalog.metrics_port), "recsys_interactions_skipped_total", reason="item_deleted")
+    assert skipped == 1
+
+
+async def test_a_replay_older_than_what_its_user_remembers_is_refused_not_counted_again(
+    start_encoder: StartEncoder, wait_consumed: WaitConsumed
+) -> None:
+    encoder = await start_encoder(recent_events_size=3)
+    await publish_catalog(encoder, wait_consumed)
+    events = [event(n, "u1", "space1" if n % 2 else "space2") for n in range(1, 6)]
+    await interact(encoder, wait_consumed, *events)
+    await interact(encoder, wait_consumed, events[0], events[3])  # one forgotten, one still remembered
+
+    user = await point(encoder, USERS, "u1")
+    assert UserField.EVENT_COUNT.read(user.payload) == 5
+    assert UserField.REPLAY_HORIZON_TS.read(user.payload) == T0 + 2
+    refused = metric(scrape(encoder.metrics_port), "recsys_interactions_skipped_total", reason="user_replay_horizon")
+    assert refused == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import grpc
 import numpy as np
@@ -14,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from recsys.encoder.service import EncoderService
 from recsys.encoder.text.embedder import Embedder
 from recsys.encoder.text.grpc_api import SERVICE_NAME
+from recsys.encoder.text.tokenization import TextTokenizer
 from recsys.shared.api import encoder_pb2, encoder_pb2_grpc
 from recsys.shared.client import EncoderClient
 from tests.encoder.gated import GatedEmbedder, metric, scrape
@@ -81,7 +83,7 @@ async def test_an_over_length_text_is_cut_and_reported_when_truncation_is_on(
         (
             encoder_pb2.EmbedRequest(texts=["fine", "word " * 600], truncate=False),
             grpc.StatusCode.INVALID_ARGUMENT,
-            r"text 1 has \d+ tokens, more than max_tokens 256",
+            r"text 1 has more than max_tokens 256 tokens",
         ),
         (
             encoder_pb2.EmbedRequest(texts=["a"] * 1025),
@@ -306,3 +308,30 @@ async def test_metrics_report_passes_tokens_and_padding_per_lane(
     assert metric(metrics, "recsys_encoder_pass_texts_count", lane="live") >= 1
     assert metric(metrics, "recsys_encoder_tokens_per_second") > 0
     assert 'recsys_encoder_queue_texts{lane="bulk"} 0.0' in metrics
+
+
+async def test_an_overlong_text_is_refused_before_it_is_tokenized(
+    client: EncoderClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tokenized: list[int] = []
+    real = TextTokenizer.tokenize
+
+    def counting(self: TextTokenizer, texts: Any) -> Any:
+        tokenized.append(sum(len(t) for t in texts))
+        return real(self, texts)
+
+    monkeypatch.setattr(TextTokenizer, "tokenize", counting)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await client.stub.Embed(encoder_pb2.EmbedRequest(texts=["ok", "x" * 70_000]), timeout=30)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "text 1 has 70000 characters; at most 65536" in (caught.value.details() or "")
+    assert tokenized == []
+    await client.stub.Embed(encoder_pb2.EmbedRequest(texts=["ok"]), timeout=30)
+    assert tokenized == [2], "a request within the limits is tokenized (the counter sees it)"
+
+
+async def test_a_request_over_the_size_limit_is_resource_exhausted(client: EncoderClient) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await client.stub.Embed(encoder_pb2.EmbedRequest(texts=["y" * 60_000] * 80), timeout=30)  # 4.8 MB
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "Embed request of" in (caught.value.details() or "")

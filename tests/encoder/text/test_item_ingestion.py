@@ -7,14 +7,18 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
+import pytest
 from qdrant_client import models
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
+from recsys.encoder.notices import NoticePublisher
 from recsys.encoder.service import EncoderService
 from recsys.encoder.text.embedder import Embedder
+from recsys.encoder.text.item_ingestion import ItemIngestion, StoredItem
 from recsys.shared.events import EmbeddingNotice, ItemUpserted
 from recsys.shared.ids import point_id
-from recsys.shared.points import BEHAVIOR, CONTENT, ITEMS
+from recsys.shared.points import BEHAVIOR, CONTENT, ITEMS, ItemField
 from tests.encoder.reference import st_encode
 
 WaitConsumed = Callable[[Redis, str, str, str | bytes], Awaitable[None]]
@@ -129,15 +133,49 @@ async def test_a_newer_version_replaces_the_content_but_keeps_behavior_counters_
     assert float(content_of(after) @ content_of(before)) < 0.9
 
 
+def is_tombstone(record: models.Record | None) -> bool:
+    """What a deletion leaves: no vectors, out of the catalog, the deletion's time."""
+    return (
+        record is not None
+        and not record.vector
+        and not ItemField.IN_CATALOG.read(record.payload)
+        and ItemField.DELETED_AT.read(record.payload) is not None
+    )
+
+
 async def test_a_delete_removes_the_item_unless_it_is_older_than_the_stored_version(
     encoder: EncoderService, wait_consumed: WaitConsumed
 ) -> None:
     await ingest(encoder, wait_consumed, "item.upserted", {**ALIEN, "version": 3})
     await ingest(encoder, wait_consumed, "item.deleted", {"item_id": "m1", "version": 2})
-    assert await stored(encoder, "m1") is not None
+    assert not is_tombstone(await stored(encoder, "m1"))
 
     await ingest(encoder, wait_consumed, "item.deleted", {"item_id": "m1", "version": 3})
-    assert await stored(encoder, "m1") is None
+    assert is_tombstone(await stored(encoder, "m1"))
+
+
+async def test_a_deleted_item_stays_deleted_whatever_upserts_are_replayed_or_arrive_late(
+    encoder: EncoderService, wait_consumed: WaitConsumed
+) -> None:
+    await ingest(encoder, wait_consumed, "item.upserted", {**ALIEN, "version": 2})
+    await ingest(encoder, wait_consumed, "item.deleted", {"item_id": "m1", "version": 2, "ts": ALIEN["ts"] + 5})
+    for late in ({**ALIEN, "version": 2}, {**ALIEN, "version": 2, "ts": ALIEN["ts"] + 60}, {**ALIEN, "version": 1}):
+        await ingest(encoder, wait_consumed, "item.upserted", late)
+        assert is_tombstone(await stored(encoder, "m1")), late
+
+    await ingest(encoder, wait_consumed, "item.upserted", {**ALIEN, "version": 3, "title": "Alien (restored)"})
+    restored = await stored(encoder, "m1")
+    assert restored is not None and ItemField.TITLE.read(restored.payload) == "Alien (restored)"
+    assert ItemField.IN_CATALOG.read(restored.payload) and ItemField.DELETED_AT.read(restored.payload) is None
+    assert CONTENT in (restored.vector or {})
+
+
+async def test_a_delete_that_arrives_before_the_item_still_wins_over_its_older_upsert(
+    encoder: EncoderService, wait_consumed: WaitConsumed
+) -> None:
+    await ingest(encoder, wait_consumed, "item.deleted", {"item_id": "m1", "version": 4})
+    await ingest(encoder, wait_consumed, "item.upserted", {**ALIEN, "version": 4})
+    assert is_tombstone(await stored(encoder, "m1"))
 
 
 async def test_malformed_entries_are_dead_lettered_with_a_reason_and_the_next_entry_is_processed(
@@ -162,14 +200,66 @@ async def test_each_stored_change_publishes_an_embedding_notice(
     encoder: EncoderService, wait_consumed: WaitConsumed
 ) -> None:
     await ingest(encoder, wait_consumed, "item.upserted", ALIEN)
-    await ingest(encoder, wait_consumed, "item.upserted", ALIEN)  # a replay changes nothing: no notice
+    # A replay changes nothing, but its notice goes out again: the first one may have been lost.
+    await ingest(encoder, wait_consumed, "item.upserted", ALIEN)
     await ingest(encoder, wait_consumed, "item.deleted", {"item_id": "m1", "version": 1})
 
     entries = await encoder.redis.xrange(encoder.settings.streams.embeddings)
     notices = [
         EmbeddingNotice.from_fields({k.decode(): v.decode() for k, v in fields.items()}) for _, fields in entries
     ]
-    assert [(n.collection, n.vector, n.subject_id, n.change) for n in notices] == [
-        ("items", CONTENT, "m1", "updated"),
-        ("items", CONTENT, "m1", "deleted"),
+    assert [(n.collection, n.vector, n.subject_id, n.change, n.version) for n in notices] == [
+        ("items", CONTENT, "m1", "updated", 1),
+        ("items", CONTENT, "m1", "updated", 1),
+        ("items", CONTENT, "m1", "deleted", 1),
+        ("items", BEHAVIOR, "m1", "deleted", 1),
     ]
+
+
+async def test_a_notice_lost_after_the_write_goes_out_when_the_entry_is_redelivered(
+    encoder: EncoderService, wait_consumed: WaitConsumed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    publish_notices = NoticePublisher.publish
+    failures: list[int] = []
+
+    async def fails_once(self: NoticePublisher, notices: Any) -> None:
+        if not failures:
+            failures.append(1)
+            raise RedisConnectionError("Redis went away between the Qdrant write and the notice")
+        await publish_notices(self, notices)
+
+    monkeypatch.setattr(NoticePublisher, "publish", fails_once)
+    await ingest(encoder, wait_consumed, "item.upserted", ALIEN)  # acked only after the redelivery succeeded
+
+    entries = await encoder.redis.xrange(encoder.settings.streams.embeddings)
+    notices = [EmbeddingNotice.from_fields({k.decode(): v.decode() for k, v in f.items()}) for _, f in entries]
+    assert [(n.subject_id, n.change, n.version) for n in notices] == [("m1", "updated", 1)]
+    assert failures == [1]
+    assert await encoder.redis.xlen(f"{encoder.settings.streams.items}:dead-letter") == 0
+
+
+async def test_an_upsert_racing_the_first_interaction_keeps_its_counters(
+    encoder: EncoderService, wait_consumed: WaitConsumed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    interactions = encoder.settings.streams.interactions
+    like = {"event_id": "e1", "user_id": "u1", "item_id": "m1", "type": "like", "ts": ALIEN["ts"] + 1}
+    entry_id = await publish(encoder.redis, interactions, "interaction", like)
+    await wait_consumed(encoder.redis, interactions, encoder.settings.interaction_ingest_group, entry_id)
+    # The item's ingestion read the point before that interaction made it.
+    read_point = ItemIngestion._stored
+    lies: list[int] = []
+
+    async def missing_once(self: ItemIngestion, pid: str) -> StoredItem:
+        if not lies:
+            lies.append(1)
+            return StoredItem(exists=False)
+        return await read_point(self, pid)
+
+    monkeypatch.setattr(ItemIngestion, "_stored", missing_once)
+    await ingest(encoder, wait_consumed, "item.upserted", ALIEN)
+
+    record = await stored(encoder, "m1")
+    assert record is not None and lies == [1]
+    assert ItemField.IN_CATALOG.read(record.payload) and CONTENT in (record.vector or {})
+    assert ItemField.INTERACTION_COUNT.read(record.payload) == 1
+    assert ItemField.RECENT_EVENT_IDS.read(record.payload) == ["e1"]
