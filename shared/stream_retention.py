@@ -11,9 +11,11 @@ is removed once idle for a while: removing a live one costs nothing, its next re
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
@@ -49,6 +51,8 @@ class RetentionReport:
     dropped_unread: int
     consumers_removed: list[str]
     length: int
+    # Per group: (entries not read yet, entries read and not acknowledged), after the pass.
+    groups: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 # Told when the hard cap dropped entries some group had not processed yet.
@@ -111,6 +115,15 @@ async def remove_idle_consumers(redis: Redis, stream: str, expiry_ms: int) -> li
     return removed
 
 
+async def _group_backlogs(redis: Redis, stream: str) -> dict[str, tuple[int, int]]:
+    try:
+        groups = await redis.xinfo_groups(stream)
+    except ResponseError:
+        return {}
+    # Redis reports no lag (None) when it cannot tell, after deletions in the stream: counted as 0 here.
+    return {_text(g["name"]): (int(g.get("lag") or 0), int(g["pending"])) for g in groups}
+
+
 async def enforce_retention(
     redis: Redis,
     stream: str,
@@ -131,7 +144,14 @@ async def enforce_retention(
         await redis.xtrim(stream, maxlen=policy.max_entries, approximate=False)
         dropped = after_trim - int(await redis.xlen(stream))
     removed = await remove_idle_consumers(redis, stream, policy.consumer_expiry_ms)
-    report = RetentionReport(stream, before - after_trim, dropped, removed, int(await redis.xlen(stream)))
+    report = RetentionReport(
+        stream,
+        before - after_trim,
+        dropped,
+        removed,
+        int(await redis.xlen(stream)),
+        await _group_backlogs(redis, stream),
+    )
     if dropped:
         log_event(
             _log,
@@ -147,3 +167,30 @@ async def enforce_retention(
     if removed:
         log_event(_log, "stream_consumers_removed", stream=stream, consumers=removed)
     return report
+
+
+# The alerts stream is capped at its publishers' side (the monitor's RECSYS_ALERTS_STREAM_MAXLEN).
+_ALERTS_MAXLEN = 10_000
+STREAM_CAPPED_EVENT = "stream.capped"
+
+
+def alert_on_cap(redis: Redis, alerts_stream: str) -> CapHandler:
+    """A cap handler that publishes a `stream.capped` alert (WatchAlerts shows it, kind stream_capped)."""
+
+    async def alert(report: RetentionReport) -> None:
+        data = {
+            "kind": "stream_capped",
+            "subject": report.stream,
+            "space": "streams",
+            "reason": f"{report.dropped_unread} entries deleted before every consumer group processed them",
+            "statistics": {"dropped": report.dropped_unread, "length": report.length},
+            "detected_at": time.time(),
+        }
+        await redis.xadd(
+            alerts_stream,
+            {"event": STREAM_CAPPED_EVENT, "data": json.dumps(data)},
+            maxlen=_ALERTS_MAXLEN,
+            approximate=True,
+        )
+
+    return alert

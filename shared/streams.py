@@ -36,6 +36,7 @@ from typing import Any
 from faststream import AckPolicy
 from faststream.message import StreamMessage
 from faststream.redis import RedisBroker, StreamSub
+from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
@@ -45,7 +46,8 @@ from recsys.shared.settings import ConnectionSettings, StreamNames
 from recsys.shared.stream_acks import AckBatcher
 from recsys.shared.stream_entries import StreamEntry, read_entry
 from recsys.shared.stream_failures import FailureLedger, is_transient
-from recsys.shared.stream_retention import CapHandler, RetentionPolicy, enforce_retention
+from recsys.shared.stream_metrics import StreamMetrics
+from recsys.shared.stream_retention import CapHandler, RetentionPolicy, alert_on_cap, enforce_retention
 
 # A handler gets the entry's fields (decoded) and its stream entry id.
 EntryHandler = Callable[[dict[str, str], str], Awaitable[None]]
@@ -153,8 +155,10 @@ class StreamConsumer:
         handler: EntryHandler,
         policy: ConsumerPolicy,
         checkpointed: bool = False,
+        metrics: StreamMetrics | None = None,
     ) -> None:
         self.stream = stream
+        self._metrics = metrics or StreamMetrics(CollectorRegistry())
         self.group = group
         self.consumer = consumer
         self.dead_letter_stream = StreamNames.dead_letter(stream)
@@ -291,7 +295,9 @@ class StreamConsumer:
             done = False
         if not done:
             self._claimed.pop(entry.entry_id, None)  # a claimer takes it after claim_idle_ms
-        elif self.checkpointed:
+            return
+        self._metrics.processed.labels(self.stream, self.group).inc()
+        if self.checkpointed:
             self._handled.append(entry.entry_id)
         else:
             self._claimed.pop(entry.entry_id, None)
@@ -322,10 +328,12 @@ class StreamConsumer:
             return True
         except Exception as exc:
             if is_transient(exc):
+                self._metrics.failed.labels(self.stream, self.group, "transient").inc()
                 log_event(
                     _log, "entry_retry_later", logging.WARNING, stream=self.stream, entry_id=entry_id, error=repr(exc)
                 )
                 return False
+            self._metrics.failed.labels(self.stream, self.group, "entry").inc()
             failures = await self.failures.record(entry_id, repr(exc))
             if failures >= self._policy.max_attempts:
                 await self._dead_letter(entry, f"failed {failures} attempts, last error: {exc!r}")
@@ -363,6 +371,7 @@ class StreamConsumer:
             approximate=True,
         )
         await self.failures.forget(entry.entry_id)
+        self._metrics.dead_lettered.labels(self.stream, self.group).inc()
         log_event(
             _log,
             "entry_dead_lettered",
@@ -396,7 +405,9 @@ class StreamSubscriptions:
         retention_interval_s: float = 30.0,
         supervise_interval_s: float = 1.0,
         on_cap: CapHandler | None = None,
+        registry: CollectorRegistry | None = None,
     ) -> None:
+        self.metrics = StreamMetrics(registry or CollectorRegistry())
         self.broker = new_broker(redis_url, graceful_timeout=grace_s, max_connections=max_connections)
         self._redis = redis
         self._grace_s = grace_s
@@ -412,9 +423,12 @@ class StreamSubscriptions:
 
     @classmethod
     def from_settings(
-        cls, settings: ConnectionSettings, redis: Redis, on_cap: CapHandler | None = None
+        cls, settings: ConnectionSettings, redis: Redis, registry: CollectorRegistry | None = None
     ) -> StreamSubscriptions:
-        """On stop, handlers in flight get the same grace as gRPC calls; unfinished entries stay pending."""
+        """Wired as every service runs it: the hard cap alerts on the alerts stream, metrics in `registry`.
+
+        On stop, handlers in flight get the same grace as gRPC calls; unfinished entries stay pending.
+        """
         return cls(
             settings.redis_url,
             redis,
@@ -422,7 +436,8 @@ class StreamSubscriptions:
             max_connections=settings.redis_max_connections,
             retention=RetentionPolicy.from_settings(settings),
             retention_interval_s=settings.stream_retention_interval_s,
-            on_cap=on_cap,
+            on_cap=alert_on_cap(redis, settings.streams.alerts),
+            registry=registry,
         )
 
     def consume(
@@ -444,6 +459,7 @@ class StreamSubscriptions:
             handler=handler,
             policy=policy,
             checkpointed=checkpointed,
+            metrics=self.metrics,
         )
         self.consumers.append(made)
         return made
@@ -556,7 +572,13 @@ class StreamSubscriptions:
         while True:
             for stream, ledgers in streams.items():
                 try:
-                    await enforce_retention(self._redis, stream, self._retention, ledgers, self._on_cap)
+                    report = await enforce_retention(self._redis, stream, self._retention, ledgers, self._on_cap)
                 except Exception as exc:  # Redis away: the next pass catches up
                     log_event(_log, "stream_retention_failed", logging.WARNING, stream=stream, error=repr(exc))
+                    continue
+                self.metrics.length.labels(stream).set(report.length)
+                self.metrics.dropped_unread.labels(stream).inc(report.dropped_unread)
+                for group, (lag, pending) in report.groups.items():
+                    self.metrics.lag.labels(stream, group).set(lag)
+                    self.metrics.pending.labels(stream, group).set(pending)
             await asyncio.sleep(self._retention_interval_s)

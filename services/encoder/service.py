@@ -130,7 +130,7 @@ class EncoderService:
                 self._metrics.serve(settings.encoder_host, settings.encoder_metrics_port)
 
             # On stop, handlers in flight get the same grace as gRPC calls; unfinished entries stay pending.
-            self._subscriptions = StreamSubscriptions.from_settings(settings, self.redis)
+            self._subscriptions = StreamSubscriptions.from_settings(settings, self.redis, self.registry)
             for role in self.roles:
                 await role.start(self._subscriptions)
             await self._subscriptions.start()

@@ -36,13 +36,14 @@ from recsys.shared.health import HealthReporter, redis_answers, store_answers
 from recsys.shared.logs import log_event
 from recsys.shared.metrics_endpoint import MetricsEndpoint
 from recsys.shared.store import VectorStore
+from recsys.shared.stream_retention import STREAM_CAPPED_EVENT
 from recsys.shared.streams import ConsumerPolicy, StreamSubscriptions
 
 _log = logging.getLogger(__name__)
 
 DEFAULT_ANOMALY_LIMIT = 100
 MAX_ANOMALY_LIMIT = 1000
-ALERT_EVENTS = ("drift.detected", "anomaly.detected")
+ALERT_EVENTS = ("drift.detected", "anomaly.detected", STREAM_CAPPED_EVENT)
 SERVICE_NAME = monitor_pb2.DESCRIPTOR.services_by_name["MonitorService"].full_name
 
 
@@ -128,7 +129,7 @@ class MonitorService:
             self._metrics_endpoint.serve(self.settings.monitor_host, self.settings.metrics_port)
         self._source.start()
         self._feed.start()
-        self._subscriptions = StreamSubscriptions.from_settings(self.settings, self.redis)
+        self._subscriptions = StreamSubscriptions.from_settings(self.settings, self.redis, self.metrics.registry)
         policy = ConsumerPolicy.from_settings(self.settings)
         self._subscriptions.consume(
             stream=self.settings.streams.embeddings,
@@ -311,7 +312,7 @@ class MonitorService:
             known = ", ".join(f'"{e}"' for e in ALERT_EVENTS)
             raise InvalidRequest(f"unknown alert event {event!r}; known events: {known}")
         if space:
-            known_spaces = [*self._watches, "interactions"]
+            known_spaces = [*self._watches, "interactions", "streams"]
             if space not in known_spaces:
                 raise InvalidRequest(f"unknown space {space!r}; known: {', '.join(map(repr, known_spaces))}")
         start_position(after_id)

@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio import Redis as RedisClient
 
 from recsys.shared.stream_failures import FailureLedger
-from recsys.shared.stream_retention import RetentionPolicy, RetentionReport, enforce_retention
+from recsys.shared.stream_retention import RetentionPolicy, RetentionReport, alert_on_cap, enforce_retention
 from recsys.shared.streams import ConsumerPolicy, StreamSubscriptions
 from tests.support import eventually
 
@@ -129,3 +129,13 @@ async def test_consumers_trim_their_stream_as_they_go(redis_url: str, redis: Red
 
 async def _length_is(redis: Redis, length: int) -> bool:
     return int(await redis.xlen(STREAM)) == length
+
+
+async def test_the_cap_dropping_unread_entries_raises_a_stream_capped_alert(redis: Redis) -> None:
+    await _publish(redis, 12)
+    await redis.xgroup_create(STREAM, "stuck", id="0")
+    await enforce_retention(redis, STREAM, RetentionPolicy(max_entries=5), on_cap=alert_on_cap(redis, "test:alerts"))
+    [(_, alert)] = await redis.xrange("test:alerts")
+    assert alert[b"event"] == b"stream.capped"
+    data = json.loads(alert[b"data"])
+    assert (data["kind"], data["subject"], data["statistics"]["dropped"]) == ("stream_capped", STREAM, 7)
