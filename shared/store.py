@@ -8,8 +8,10 @@ from __future__ import annotations
 import logging
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from qdrant_client import AsyncQdrantClient, models
+from qdrant_client.local.payload_filters import check_filter
 
 from recsys.shared.logs import log_event
 from recsys.shared.points import ITEMS, USERS, collection_vectors, payload_indexes
@@ -66,6 +68,25 @@ class VectorStore:
         for collection in (ITEMS, USERS):
             for key, index in payload_indexes(collection):
                 await self.client.create_payload_index(collection, key, models.PayloadSchemaType(index))
+
+    async def set_payload_where(
+        self, collection: str, point: str, payload: dict[str, Any], condition: models.Filter
+    ) -> None:
+        """Sets payload fields of one point only while it matches `condition` (a compare-and-set's write).
+
+        A server finds the point by its id. Embedded Qdrant (qdrant-client local mode) would test the
+        condition on every point of the collection (set_payload by filter scans them: 16 of 19 s of
+        2,000 interactions went there), so there the one point is read and tested with local mode's own
+        filter check. Embedded Qdrant serves one process, whose writers to a point take turns (keyed
+        locks), so nothing changes the point between the test and the write.
+        """
+        if not self.embedded:
+            selector = models.Filter(must=[models.HasIdCondition(has_id=[point]), condition])
+            await self.client.set_payload(collection, payload, points=selector)
+            return
+        records = await self.client.retrieve(collection, [point], with_payload=True, with_vectors=False)
+        if records and check_filter(condition, records[0].payload or {}, records[0].id, {}):
+            await self.client.set_payload(collection, payload, points=[point])
 
     async def collections_exist(self) -> bool:
         """Whether the store answers and holds both collections (the encoder's text role creates them)."""

@@ -364,12 +364,18 @@ class StreamConsumer:
             b"dead_letter_source_id": entry.entry_id.encode(),
             b"dead_letter_at": f"{time.time():.3f}".encode(),
         }
-        await self._redis.xadd(
-            self.dead_letter_stream,
-            record,  # type: ignore[arg-type]
-            maxlen=self._policy.dead_letter_maxlen,
-            approximate=True,
-        )
+        # The dead letter and the ack in one transaction: a consumer killed in between would otherwise
+        # leave the entry pending, and its next delivery would dead-letter it a second time.
+        # (<stream>:dead-letter shares any hash tag of <stream>, so on a cluster both keys share a slot.)
+        async with self._redis.pipeline(transaction=True) as transaction:
+            transaction.xadd(
+                self.dead_letter_stream,
+                record,  # type: ignore[arg-type]
+                maxlen=self._policy.dead_letter_maxlen,
+                approximate=True,
+            )
+            transaction.xack(self.stream, self.group, entry.entry_id)
+            await transaction.execute()
         await self.failures.forget(entry.entry_id)
         self._metrics.dead_lettered.labels(self.stream, self.group).inc()
         log_event(

@@ -24,6 +24,7 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("report",): "recsys.cli.report",
     ("bench", "drift"): "recsys.cli.bench_drift",
     ("bench", "roles"): "recsys.cli.bench_roles",
+    ("bench", "soak"): "recsys.cli.bench_soak",
 }
 
 

@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 
 from recsys.encoder.settings import EncoderSettings
 from recsys.tools.encoder_bench.scenarios import publish_items, wait_drained
-from recsys.tools.encoder_process import EncoderProcess
+from recsys.tools.service_process import ServiceProcess
 
 _MB = 1024 * 1024
 
@@ -106,7 +106,7 @@ async def _one_round(
     figures: dict[str, RoleFigures] = {}
     with tempfile.TemporaryDirectory(prefix="recsys-roles-") as folder:
         data_dir = Path(folder)
-        text = EncoderProcess(redis_url, prefix, role="text", data_dir=data_dir)
+        text = ServiceProcess(redis_url, prefix, role="text", data_dir=data_dir)
         try:
             await text.start()
             rss_serving, _ = text.memory()
@@ -119,7 +119,7 @@ async def _one_round(
 
         # Its behavior refresh stays out of the figures: it runs on its own schedule (minutes).
         quiet_refresh = {"RECSYS_BEHAVIOR_REFRESH_INTERACTIONS": "0", "RECSYS_BEHAVIOR_REFRESH_INTERVAL_S": "86400"}
-        role = EncoderProcess(redis_url, prefix, quiet_refresh, role="interactions", data_dir=data_dir)
+        role = ServiceProcess(redis_url, prefix, quiet_refresh, role="interactions", data_dir=data_dir)
         try:
             await role.start()
             rss_serving, _ = role.memory()

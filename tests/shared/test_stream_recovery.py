@@ -13,6 +13,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis as RedisClient
 
 from recsys.shared.events import parse_item_event
+from recsys.shared.stream_acks import AckBatcher
 from recsys.shared.streams import ConsumerPolicy, StreamSubscriptions
 from tests.support import eventually, stream_entries_async
 
@@ -233,3 +234,18 @@ async def test_a_consumer_stopping_cleanly_leaves_its_group(
     assert [c["name"] for c in await redis.xinfo_consumers(STREAM, "g")] == [b"leaving"]
     await subscriptions.stop()
     assert await redis.xinfo_consumers(STREAM, "g") == []
+
+
+async def test_a_dead_letter_and_its_ack_land_together(
+    redis: Redis, consumers: Callable[..., Awaitable[StreamSubscriptions]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The batched acks never reach Redis: a consumer killed right after its dead-letter write.
+    monkeypatch.setattr(AckBatcher, "ack", lambda self, entry_id: None)
+
+    async def handle(fields: dict[str, str], entry_id: str) -> None:
+        parse_item_event(fields, entry_id)
+
+    await consumers(handle)
+    await redis.xadd(STREAM, {"event": "item.upserted", "data": "{not json"})
+    await eventually(lambda: _drained(redis), timeout_s=10, what="the poison acked with its dead letter")
+    assert await redis.xlen(DEAD) == 1

@@ -226,9 +226,9 @@ class BehaviorRefresh:
                             ItemField.BEHAVIOR_VERSION.key: version,
                             ItemField.BEHAVIOR_NORM.key: float(factors.strengths[row]),
                         },
-                        filter=models.Filter(
-                            must=[models.HasIdCondition(has_id=[point_id(factors.item_ids[row])]), _NOT_DELETED]
-                        ),
+                        # By id: a filter makes embedded Qdrant scan the whole collection per item. A
+                        # deletion landing since the read leaves these two fields on its tombstone, harmless.
+                        points=[point_id(factors.item_ids[row])],
                     )
                 )
                 for row in present

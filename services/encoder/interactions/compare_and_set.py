@@ -36,10 +36,6 @@ def revision_is(revision: int) -> models.Filter:
     return models.Filter(should=conditions)
 
 
-def this_point_at(pid: str, revision: int) -> models.Filter:
-    return models.Filter(must=[models.HasIdCondition(has_id=[pid]), revision_is(revision)])
-
-
 async def with_retries(attempt: Callable[[], Awaitable[bool]], what: str) -> None:
     """Runs `attempt` (read, compute, conditional write, verify) until it reports that its write landed."""
     for tries in range(MAX_ATTEMPTS):

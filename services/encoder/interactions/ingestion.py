@@ -13,7 +13,7 @@ from qdrant_client import models
 
 from recsys.encoder.interactions.behavior_log import BehaviorLog
 from recsys.encoder.interactions.behavior_model import LoggedInteraction
-from recsys.encoder.interactions.compare_and_set import revision_is, this_point_at, with_retries
+from recsys.encoder.interactions.compare_and_set import revision_is, with_retries
 from recsys.encoder.interactions.item_activity import ItemActivity, activity_only_payload
 from recsys.encoder.interactions.rules import EventWeights, InteractionRules
 from recsys.encoder.interactions.user_behavior import newest_version, of_version
@@ -158,7 +158,7 @@ class InteractionIngestion:
             expected = activity.revision
             activity.record(event, weight, ts, self._rules)
             activity.revision = expected + 1
-            await self._store.client.set_payload(ITEMS, activity.payload(), points=this_point_at(pid, expected))
+            await self._store.set_payload_where(ITEMS, pid, activity.payload(), revision_is(expected))
             return await self._item_has(pid, event.event_id)
 
         await with_retries(attempt, f"item {event.item_id}")

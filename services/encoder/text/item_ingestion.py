@@ -66,10 +66,6 @@ _ACTIVITY_ONLY = models.Filter(
 )
 
 
-def _this_point(pid: str, *conditions: models.Filter | models.FieldCondition) -> models.Filter:
-    return models.Filter(must=[models.HasIdCondition(has_id=[pid]), *conditions])
-
-
 @dataclass(frozen=True)
 class StoredItem:
     """What an item's point says about whether an event may change it."""
@@ -232,9 +228,7 @@ class ItemIngestion:
             [models.PointVectors(id=pid, vector={CONTENT: vector})],
             update_filter=_older_than(event.version, ts),
         )
-        await client.set_payload(
-            ITEMS, catalog_fields(event, ts), points=_this_point(pid, _older_than(event.version, ts))
-        )
+        await self._store.set_payload_where(ITEMS, pid, catalog_fields(event, ts), _older_than(event.version, ts))
 
     async def _delete(self, event: ItemDeleted) -> None:
         pid = point_id(event.item_id)

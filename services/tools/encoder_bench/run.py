@@ -33,7 +33,7 @@ from recsys.tools.encoder_bench.scenarios import (
     publish_items,
     wait_drained,
 )
-from recsys.tools.encoder_process import EncoderProcess, sample
+from recsys.tools.service_process import ServiceProcess, sample
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ async def run_bench(items: Sequence[dict[str, Any]], source: str, sizes: BenchSi
     counts = np.minimum(model.count_tokens(texts), model.max_tokens)
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     redis = Redis.from_url(redis_url)
-    service = EncoderProcess(redis_url, prefix)
+    service = ServiceProcess(redis_url, prefix)
     try:
         await service.start()
 

@@ -1,4 +1,4 @@
-"""An encoder under test: `recsys run encoder --role …` in a process of its own, on free ports, with its data folder."""
+"""A service under test: `recsys run …` in a process of its own, on free ports, with its data folder."""
 
 from __future__ import annotations
 
@@ -24,12 +24,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class EncoderProcess:
-    """Starts the encoder as a product would run it; RECSYS_* variables of the caller apply (device, batching).
+class ServiceProcess:
+    """Starts `recsys run <service>` as a product would run it; RECSYS_* variables of the caller apply.
 
-    `role` is what `recsys run encoder --role` takes. `data_dir` (embedded Qdrant) defaults to a new
-    temporary folder that close() removes; a folder given here is left in place, so processes run
-    one after the other can share it (embedded Qdrant admits one process at a time).
+    `service` is what `recsys run` takes ("encoder", or "all" for the three in one process); `role`
+    the encoder's roles. Every service of the process gets a free port (`port` is the encoder's,
+    `ports` all of them). `data_dir` (embedded Qdrant) defaults to a new temporary folder that
+    close() removes; a folder given here is left in place, so processes run one after the other can
+    share it (embedded Qdrant admits one process at a time).
     """
 
     def __init__(
@@ -38,19 +40,22 @@ class EncoderProcess:
         stream_prefix: str,
         extra_env: dict[str, str] | None = None,
         *,
+        service: str = "encoder",
         role: str = "all",
         data_dir: Path | None = None,
     ) -> None:
         self.redis_url = redis_url
         self.stream_prefix = stream_prefix
+        self.service = service
         self.role = role
-        self.port = free_port()
+        self.ports = {"encoder": free_port(), "recommender": free_port(), "monitor": free_port()}
+        self.port = self.ports["encoder"]
         self.metrics_port = free_port()
         self._owns_data_dir = data_dir is None
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="recsys-bench-"))
         self._extra_env = extra_env or {}
         self._process: subprocess.Popen[bytes] | None = None
-        self._log = self.data_dir / f"encoder-{role}.log"
+        self._log = self.data_dir / f"{service}-{role}.log"
         self.started_at = 0.0
         self.serving_after_s = 0.0
 
@@ -64,16 +69,18 @@ class EncoderProcess:
             "RECSYS_REDIS_URL": self.redis_url,
             "RECSYS_STREAM_PREFIX": self.stream_prefix,
             "RECSYS_DATA_DIR": str(self.data_dir),
-            "RECSYS_ENCODER_HOST": "127.0.0.1",
-            "RECSYS_ENCODER_PORT": str(self.port),
+            **{f"RECSYS_{name.upper()}_HOST": "127.0.0.1" for name in self.ports},
+            **{f"RECSYS_{name.upper()}_PORT": str(port) for name, port in self.ports.items()},
             "RECSYS_ENCODER_METRICS_PORT": str(self.metrics_port),
+            "RECSYS_METRICS_PORT": "-1",
             "RECSYS_LOG_LEVEL": os.environ.get("RECSYS_LOG_LEVEL", "WARNING"),
             "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
             **self._extra_env,
         }
         with self._log.open("wb") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "recsys.cli.main", "run", "encoder", "--role", self.role],
+                [sys.executable, "-m", "recsys.cli.main", "run", self.service]
+                + (["--role", self.role] if self.service == "encoder" else []),
                 env=env,
                 stdout=log,
                 stderr=log,
@@ -84,7 +91,7 @@ class EncoderProcess:
             health = health_pb2_grpc.HealthStub(channel)
             while True:
                 if self._process.poll() is not None:
-                    raise RuntimeError(f"the encoder exited with {self._process.returncode}:\n{self.log_tail()}")
+                    raise RuntimeError(f"the service exited with {self._process.returncode}:\n{self.log_tail()}")
                 try:
                     answer = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
                     if answer.status == health_pb2.HealthCheckResponse.SERVING:
@@ -93,7 +100,7 @@ class EncoderProcess:
                 except grpc.aio.AioRpcError:
                     pass
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"the encoder was not SERVING within {timeout_s:.0f} s:\n{self.log_tail()}")
+                    raise TimeoutError(f"the service was not SERVING within {timeout_s:.0f} s:\n{self.log_tail()}")
                 await asyncio.sleep(0.2)
 
     def metrics(self) -> str:
@@ -131,7 +138,7 @@ class EncoderProcess:
         except OSError:
             return "(no log)"
 
-    async def __aenter__(self) -> EncoderProcess:
+    async def __aenter__(self) -> ServiceProcess:
         await self.start()
         return self
 
