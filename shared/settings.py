@@ -73,8 +73,13 @@ class ConnectionSettings(BaseSettings):
         2_000_000,
         ge=0,
         description="Hard cap of each consumed stream, read or not (0: none): past it the oldest entries are"
-        " deleted even if a group has not processed them, logged as an error and counted. Below it, streams"
-        " are trimmed only of what every group acknowledged.",
+        " deleted even if a group has not processed them, logged as an error, counted and alerted. Below it,"
+        " streams are trimmed only of what every group acknowledged.",
+    )
+    items_stream_max_entries: int = Field(
+        500_000,
+        ge=0,
+        description="Hard cap of the items stream, in place of stream_max_entries: its entries carry texts.",
     )
     stream_retention_interval_s: float = Field(
         30.0, gt=0, description="How often consumed streams are trimmed and idle consumers removed."

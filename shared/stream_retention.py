@@ -36,10 +36,19 @@ class RetentionPolicy:
     max_entries: int = 2_000_000
     # A consumer with nothing pending is removed once idle this long.
     consumer_expiry_ms: int = 3_600_000
+    # Caps of particular streams, in place of max_entries (item entries carry texts: ten times the bytes).
+    max_entries_of: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: ConnectionSettings) -> RetentionPolicy:
-        return cls(max_entries=settings.stream_max_entries, consumer_expiry_ms=int(settings.consumer_expiry_s * 1000))
+        return cls(
+            max_entries=settings.stream_max_entries,
+            consumer_expiry_ms=int(settings.consumer_expiry_s * 1000),
+            max_entries_of={settings.streams.items: settings.items_stream_max_entries},
+        )
+
+    def cap(self, stream: str) -> int:
+        return self.max_entries_of.get(stream, self.max_entries)
 
 
 @dataclass(frozen=True)
@@ -140,8 +149,9 @@ async def enforce_retention(
             await ledger.prune_below(floor)
     after_trim = int(await redis.xlen(stream))
     dropped = 0
-    if policy.max_entries and after_trim > policy.max_entries:
-        await redis.xtrim(stream, maxlen=policy.max_entries, approximate=False)
+    cap = policy.cap(stream)
+    if cap and after_trim > cap:
+        await redis.xtrim(stream, maxlen=cap, approximate=False)
         dropped = after_trim - int(await redis.xlen(stream))
     removed = await remove_idle_consumers(redis, stream, policy.consumer_expiry_ms)
     report = RetentionReport(
@@ -159,7 +169,7 @@ async def enforce_retention(
             logging.ERROR,
             stream=stream,
             dropped=dropped,
-            max_entries=policy.max_entries,
+            max_entries=cap,
             reason="a consumer group is stuck or far behind; entries it had not processed were deleted",
         )
         if on_cap is not None:

@@ -142,6 +142,9 @@ class StreamConsumer:
     checkpointed: handled entries are not acked when their handler returns but held until the owner
     says what they changed is durable (`take_handled`, then `acknowledge`); held entries keep their
     claim meanwhile. For a consumer whose state lives in memory and is saved now and then.
+
+    dead_letters: False for a group that only observes a stream another group owns (the monitor on
+    the interactions): it skips entries that cannot be processed, which the owner dead-letters once.
     """
 
     def __init__(
@@ -155,9 +158,11 @@ class StreamConsumer:
         handler: EntryHandler,
         policy: ConsumerPolicy,
         checkpointed: bool = False,
+        dead_letters: bool = True,
         metrics: StreamMetrics | None = None,
     ) -> None:
         self.stream = stream
+        self._writes_dead_letters = dead_letters
         self._metrics = metrics or StreamMetrics(CollectorRegistry())
         self.group = group
         self.consumer = consumer
@@ -357,6 +362,10 @@ class StreamConsumer:
         return int(pending[0]["times_delivered"]) if pending else 1
 
     async def _dead_letter(self, entry: StreamEntry, reason: str) -> None:
+        if not self._writes_dead_letters:
+            await self.failures.forget(entry.entry_id)
+            log_event(_log, "entry_skipped", logging.DEBUG, stream=self.stream, group=self.group, reason=reason[:300])
+            return
         record: dict[bytes, bytes] = {
             **entry.raw,
             b"dead_letter_reason": reason.encode(),
@@ -455,6 +464,7 @@ class StreamSubscriptions:
         handler: EntryHandler,
         policy: ConsumerPolicy,
         checkpointed: bool = False,
+        dead_letters: bool = True,
     ) -> StreamConsumer:
         made = StreamConsumer(
             self.broker,
@@ -465,6 +475,7 @@ class StreamSubscriptions:
             handler=handler,
             policy=policy,
             checkpointed=checkpointed,
+            dead_letters=dead_letters,
             metrics=self.metrics,
         )
         self.consumers.append(made)

@@ -6,6 +6,7 @@ import asyncio
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -112,3 +113,16 @@ def stream_entries(client: redis.Redis, stream: str) -> list[Entry]:
 async def stream_entries_async(client: Any, stream: str) -> list[Entry]:
     """stream_entries for a redis.asyncio client."""
     return _decoded(await client.xrange(stream))
+
+
+async def stopped_within(stop: Awaitable[object], timeout_s: float, what: str) -> None:
+    """Awaits a service's stop; if it hangs, prints every task's stack and fails instead of hanging the suite."""
+    task = asyncio.ensure_future(stop)
+    done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    if done:
+        task.result()
+        return
+    for other in asyncio.all_tasks():
+        print(f"--- {other!r}", file=sys.stderr)
+        other.print_stack(file=sys.stderr)
+    raise AssertionError(f"{what} did not stop within {timeout_s:.0f} s (task stacks above)")

@@ -147,6 +147,8 @@ class MonitorService:
             handler=self.handle_interaction,
             policy=policy,
             checkpointed=True,
+            # The encoder's group dead-letters what cannot be processed; one dead letter per entry.
+            dead_letters=False,
         )
         await self._subscriptions.start()
         self._tasks = [

@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 
 from recsys.cli.runner import RunningSystem, start_system, wait_ready
-from tests.support import RedisServer
+from tests.support import RedisServer, stopped_within
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -42,4 +42,4 @@ async def system(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFac
         await wait_ready(running)
         yield running
     finally:
-        await running.stop()
+        await stopped_within(running.stop(), 120, "the system")

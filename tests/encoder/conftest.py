@@ -13,7 +13,7 @@ from recsys.encoder.settings import EncoderSettings
 from recsys.encoder.text.embedder import Embedder
 from recsys.shared.client import EncoderClient
 from recsys.shared.store import VectorStore
-from tests.support import eventually
+from tests.support import eventually, stopped_within
 
 MakeEncoder = Callable[..., EncoderService]
 StartEncoder = Callable[..., Awaitable[EncoderService]]
@@ -55,7 +55,7 @@ async def make_encoder(redis_url: str, embedder: Embedder) -> AsyncIterator[Make
 
     yield make
     for service, store, redis in made:
-        await service.stop()
+        await stopped_within(service.stop(), 120, "an encoder")
         await store.close()
         await redis.aclose()
 

@@ -13,6 +13,7 @@ from recsys.monitor.settings import MonitorSettings
 from recsys.shared.client import MonitorClient
 from recsys.shared.store import VectorStore
 from tests.monitor.harness import CONTENT_DIMS, Catalog
+from tests.support import stopped_within
 
 
 @pytest.fixture
@@ -54,7 +55,7 @@ async def monitor(monitor_settings: MonitorSettings, store: VectorStore, redis: 
     service = MonitorService(monitor_settings, store, redis)
     await service.start()
     yield service
-    await service.stop()
+    await stopped_within(service.stop(), 120, "the monitor")
 
 
 @pytest.fixture
