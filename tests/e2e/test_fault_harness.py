@@ -295,6 +295,13 @@ async def test_ingestion_survives_kills_restarts_and_an_outage_and_counts_everyt
             return True
 
         await _wait(tidy, 120, "dead consumers removed and acknowledged entries trimmed", encoder)
+        # Every item stored was announced (at least once), whatever happened between its write and its notice.
+        announced = {
+            json.loads(fields[b"data"])["subject_id"]
+            for _, fields in await redis.xrange(f"{prefix}:embeddings")
+            if fields[b"event"] == b"vector.updated"
+        }
+        assert plan.live_items <= announced, f"stored without a notice: {sorted(plan.live_items - announced)[:5]}"
 
         # Redis restarted empty: the groups are re-created and what is published next is ingested.
         redis_server.stop()

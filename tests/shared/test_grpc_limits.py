@@ -100,3 +100,24 @@ def test_a_request_larger_than_the_whole_budget_still_runs_alone() -> None:
     assert not budget.take(1)
     budget.give_back(500)
     assert budget.take(60) and budget.take(40) and not budget.take(1)
+
+
+async def test_calls_beyond_the_concurrency_cap_are_refused_while_the_others_run() -> None:
+    servicer = SlowMonitor()
+    server = GrpcServer("127.0.0.1:0", ["recsys.v1.MonitorService"], ServerLimits(max_concurrent_rpcs=3))
+    monitor_pb2_grpc.add_MonitorServiceServicer_to_server(servicer, server.server)
+    port = await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = monitor_pb2_grpc.MonitorServiceStub(channel)
+            request = monitor_pb2.GetDriftReportRequest(space="s")
+            held = [asyncio.ensure_future(stub.GetDriftReport(request, timeout=30)) for _ in range(3)]
+            while servicer.started < 3:
+                await asyncio.sleep(0.01)
+            code, _ = await _code_and_details(stub.GetDriftReport(request, timeout=5))
+            assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            servicer.release.set()
+            assert len(await asyncio.gather(*held)) == 3
+    finally:
+        servicer.release.set()
+        await server.stop(0.5)
