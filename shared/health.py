@@ -11,13 +11,13 @@ Two questions, two answers (Kubernetes asks both with native gRPC probes):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from redis.asyncio import Redis
 
 from recsys.shared.grpc_server import GrpcServer
+from recsys.shared.lifecycle import cancel_and_wait
 from recsys.shared.logs import log_event
 from recsys.shared.store import VectorStore
 
@@ -79,10 +79,7 @@ class HealthReporter:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         while True:

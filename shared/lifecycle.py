@@ -1,8 +1,12 @@
-"""The shape of a service as the process that runs it sees it (see recsys.cli.serve)."""
+"""The shape of a service as the process that runs it sees it (recsys.cli.serve), and how its tasks end."""
 
 from __future__ import annotations
 
-from typing import Protocol
+import asyncio
+import logging
+from typing import Any, Protocol
+
+_log = logging.getLogger(__name__)
 
 
 class Service(Protocol):
@@ -15,3 +19,17 @@ class Service(Protocol):
 
     async def stop(self) -> None:
         """Drains in-flight work and acks nothing unfinished."""
+
+
+async def cancel_and_wait(*tasks: asyncio.Task[Any] | None) -> None:
+    """Cancels background tasks and waits until each has unwound, so nothing they hold outlives a stop.
+
+    A task that had already failed is logged rather than raised: stopping must finish whatever the task did.
+    A stop that is itself cancelled still ends with CancelledError (gather passes it on).
+    """
+    running = [task for task in tasks if task is not None]
+    for task in running:
+        task.cancel()
+    for task, outcome in zip(running, await asyncio.gather(*running, return_exceptions=True), strict=True):
+        if isinstance(outcome, Exception):
+            _log.warning("background task %s had failed: %r", task.get_name(), outcome)

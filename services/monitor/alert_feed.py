@@ -10,7 +10,6 @@ id to resume from, so nothing is lost and nobody's memory grows without bound.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -20,6 +19,7 @@ from redis.asyncio import Redis
 
 from recsys.monitor.alerts import AlertRecord, alert_record
 from recsys.shared.errors import InvalidRequest, Overloaded
+from recsys.shared.lifecycle import cancel_and_wait
 from recsys.shared.logs import log_event
 
 # How long one XREAD waits for new entries before checking whether the feed should end.
@@ -91,10 +91,7 @@ class AlertFeed:
 
     async def stop(self) -> None:
         reader, self._reader = self._reader, None
-        if reader is not None:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+        await cancel_and_wait(reader)
         for watcher in self._watchers:
             watcher.close()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -33,6 +32,7 @@ from recsys.shared.events import EmbeddingNotice, MalformedEvent, parse_interact
 from recsys.shared.grpc_limits import ServerLimits
 from recsys.shared.grpc_server import GrpcServer
 from recsys.shared.health import HealthReporter, redis_answers, store_answers
+from recsys.shared.lifecycle import cancel_and_wait
 from recsys.shared.logs import log_event
 from recsys.shared.metrics_endpoint import MetricsEndpoint
 from recsys.shared.store import VectorStore
@@ -179,11 +179,8 @@ class MonitorService:
             self._health = None
         if self._grpc is not None:
             await self._grpc.set_serving(False)
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        tasks, self._tasks = self._tasks, []
+        await cancel_and_wait(*tasks)
         subscriptions = self._subscriptions
         if subscriptions is not None:
             # Handlers in flight finish, or leave their entry pending for a claimer.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 
@@ -13,6 +12,7 @@ from qdrant_client import AsyncQdrantClient
 from recsys.monitor.spaces import Space
 from recsys.shared.errors import Unavailable
 from recsys.shared.ids import point_id
+from recsys.shared.lifecycle import cancel_and_wait
 from recsys.shared.logs import log_event
 
 _log = logging.getLogger(__name__)
@@ -50,11 +50,8 @@ class VectorSource:
             self._worker = asyncio.create_task(self._run(), name="monitor-vector-source")
 
     async def stop(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
-            self._worker = None
+        worker, self._worker = self._worker, None
+        await cancel_and_wait(worker)
         while not self._queue.empty():
             read = self._queue.get_nowait()
             if not read.result.done():

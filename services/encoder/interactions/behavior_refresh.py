@@ -30,6 +30,7 @@ from recsys.encoder.interactions.ingestion import stored_user, user_vectors
 from recsys.encoder.interactions.rules import InteractionRules
 from recsys.encoder.notices import NoticePublisher, notice
 from recsys.shared.ids import point_id
+from recsys.shared.lifecycle import cancel_and_wait
 from recsys.shared.logs import log_event
 from recsys.shared.points import BEHAVIOR, ITEMS, USERS, ItemField, UserField, keys
 from recsys.shared.store import VectorStore
@@ -115,10 +116,7 @@ class BehaviorRefresh:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         while True:

@@ -19,6 +19,7 @@ import numpy as np
 from recsys.encoder.text.batch_plan import PassCostModel, plan_passes
 from recsys.encoder.text.lanes import Lane, LaneTraffic
 from recsys.shared.errors import Overloaded, Unavailable
+from recsys.shared.lifecycle import cancel_and_wait
 from recsys.shared.logs import log_event
 
 Item = TypeVar("Item")
@@ -203,10 +204,7 @@ class DynamicBatcher(Generic[Item]):
     async def stop(self) -> None:
         """Stops the worker; callers still waiting get Unavailable."""
         worker, self._worker = self._worker, None
-        if worker is not None:
-            worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
+        await cancel_and_wait(worker)
         self._fail_everyone(Unavailable("the encoder is shutting down"))
         thread, self._model_thread = self._model_thread, None
         if thread is not None and thread is not self._given_thread:
