@@ -1,6 +1,8 @@
 """A small typed Python client: the gRPC calls of the three services and event publishing.
 
 The CLI, the tests and the recommender (for query embeddings) use it; a product backend can too.
+Each client takes a ChannelSecurity (TLS, a client certificate for mTLS, a bearer token); without
+one it connects in plaintext with no credentials, as to a local server.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
-import grpc
 from redis.asyncio import Redis
 
 from recsys.shared.api import (
@@ -23,6 +24,7 @@ from recsys.shared.api import (
     recommender_pb2_grpc,
 )
 from recsys.shared.events import Interaction, ItemDeleted, ItemUpserted, to_fields
+from recsys.shared.grpc_security import ChannelSecurity, open_channel
 from recsys.shared.grpc_server import MAX_MESSAGE_BYTES
 from recsys.shared.settings import StreamNames
 
@@ -47,9 +49,9 @@ def item_filter(conditions: dict[str, Any] | None) -> common_pb2.ItemFilter:
 
 
 class _Channel:
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, security: ChannelSecurity | None = None) -> None:
         self.address = address
-        self.channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+        self.channel = open_channel(address, security, _CHANNEL_OPTIONS)
 
     async def close(self) -> None:
         await self.channel.close()
@@ -64,8 +66,8 @@ class _Channel:
 class EncoderClient(_Channel):
     """Calls recsys.v1.EncoderService."""
 
-    def __init__(self, address: str) -> None:
-        super().__init__(address)
+    def __init__(self, address: str, security: ChannelSecurity | None = None) -> None:
+        super().__init__(address, security)
         self.stub = encoder_pb2_grpc.EncoderServiceStub(self.channel)
 
     async def embed(
@@ -103,8 +105,8 @@ class EncoderClient(_Channel):
 class RecommenderClient(_Channel):
     """Calls recsys.v1.RecommenderService."""
 
-    def __init__(self, address: str) -> None:
-        super().__init__(address)
+    def __init__(self, address: str, security: ChannelSecurity | None = None) -> None:
+        super().__init__(address, security)
         self.stub = recommender_pb2_grpc.RecommenderServiceStub(self.channel)
 
     async def similar_items(
@@ -166,8 +168,8 @@ class RecommenderClient(_Channel):
 class MonitorClient(_Channel):
     """Calls recsys.v1.MonitorService."""
 
-    def __init__(self, address: str) -> None:
-        super().__init__(address)
+    def __init__(self, address: str, security: ChannelSecurity | None = None) -> None:
+        super().__init__(address, security)
         self.stub = monitor_pb2_grpc.MonitorServiceStub(self.channel)
 
     async def drift_report(self, space: str = "items.content") -> monitor_pb2.DriftReport:
@@ -192,8 +194,9 @@ class MonitorClient(_Channel):
 class EventPublisher:
     """Publishes events with the same plain XADD layout any backend uses (fields `event` and `data`)."""
 
-    def __init__(self, redis_url: str, stream_prefix: str = "recsys") -> None:
-        self.redis: Redis = Redis.from_url(redis_url)
+    def __init__(self, redis_url: str, stream_prefix: str = "recsys", **redis_options: Any) -> None:
+        """`redis_options`: TLS files and the like (recsys.shared.redis_connection.redis_options)."""
+        self.redis: Redis = Redis.from_url(redis_url, **redis_options)
         self.streams = StreamNames(stream_prefix)
 
     async def publish_item(self, event: ItemUpserted | ItemDeleted) -> str:

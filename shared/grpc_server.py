@@ -1,4 +1,4 @@
-"""gRPC server plumbing every service uses: health, reflection, error mapping, graceful shutdown."""
+"""gRPC server plumbing every service uses: health, reflection, error mapping, security, graceful shutdown."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from grpc_reflection.v1alpha import reflection
 
 from recsys.shared.errors import InvalidRequest, NotFound, Overloaded, Unavailable
 from recsys.shared.grpc_limits import RequestLimits, ServerLimits
+from recsys.shared.grpc_security import AccessControl, ServerSecurity
 from recsys.shared.logs import log_event
+from recsys.shared.settings import ConnectionSettings
 
 _log = logging.getLogger(__name__)
 
@@ -58,14 +60,29 @@ def maps_errors(method: Handler) -> Handler:
 
 
 class GrpcServer:
-    """An aio server with standard health and reflection; create it inside the running event loop."""
+    """An aio server with standard health and reflection; create it inside the running event loop.
 
-    def __init__(self, address: str, service_names: Iterable[str], limits: ServerLimits | None = None) -> None:
+    `security`: TLS and who may call what (default: plaintext, reads open, state changes from loopback
+    only). `health_address`: a second, plaintext server with only the health service, for Kubernetes
+    probes (they cannot speak TLS); it reports the same statuses.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        service_names: Iterable[str],
+        limits: ServerLimits | None = None,
+        security: ServerSecurity | None = None,
+        health_address: str = "",
+    ) -> None:
         self.address = address
         self.service_names = list(service_names)
         self.limits = limits or ServerLimits()
+        self.security = security or ServerSecurity()
+        self.health_address = health_address
         self.server = grpc.aio.server(
-            interceptors=[RequestLimits(self.limits)],
+            # Credentials first: a caller who may not call is refused before its request is even decoded.
+            interceptors=[AccessControl(self.security), RequestLimits(self.limits)],
             # Past it a call is RESOURCE_EXHAUSTED before it starts: what calls in flight hold is bounded.
             maximum_concurrent_rpcs=self.limits.max_concurrent_rpcs,
             options=[
@@ -81,14 +98,50 @@ class GrpcServer:
             [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
         )
         self.port = 0
+        self.health_port = 0
+        self._health_server: grpc.aio.Server | None = None
+
+    @classmethod
+    def from_settings(
+        cls, host: str, port: int, health_port: int, service_names: Iterable[str], settings: ConnectionSettings
+    ) -> GrpcServer:
+        """A service's server as its settings describe it (raises CredentialsError for unusable files)."""
+        return cls(
+            f"{host}:{port}",
+            service_names,
+            ServerLimits.from_settings(settings),
+            ServerSecurity.from_settings(settings),
+            health_address=f"{host}:{health_port}" if health_port >= 0 else "",
+        )
 
     async def start(self) -> int:
         """Binds and starts serving (health NOT_SERVING until set_serving); returns the bound port."""
-        self.port = self.server.add_insecure_port(self.address)
+        credentials = self.security.server_credentials()
+        if credentials is None:
+            self.port = self.server.add_insecure_port(self.address)
+        else:
+            self.port = self.server.add_secure_port(self.address, credentials)
         await self.set_serving(False)
         await self.server.start()
-        log_event(_log, "grpc_started", address=self.address, port=self.port, services=self.service_names)
+        if self.health_address:
+            self._health_server = grpc.aio.server()
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, self._health_server)
+            self.health_port = self._health_server.add_insecure_port(self.health_address)
+            await self._health_server.start()
+        log_event(
+            _log,
+            "grpc_started",
+            address=self.address,
+            port=self.port,
+            health_port=self.health_port or None,
+            services=self.service_names,
+        )
+        self.security.log_mode(self.port)
         return self.port
+
+    def reload_credentials(self) -> None:
+        """Re-reads certificate and token files at their next use (SIGHUP)."""
+        self.security.reload()
 
     async def set_serving(self, serving: bool) -> None:
         """Sets the overall status and every service's (see recsys.shared.health for finer reports)."""
@@ -103,4 +156,6 @@ class GrpcServer:
         """Refuses new calls, lets in-flight calls finish for up to grace_s."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace_s)
+        if self._health_server is not None:
+            await self._health_server.stop(0)
         log_event(_log, "grpc_stopped", port=self.port)

@@ -20,6 +20,9 @@ class Service(Protocol):
     async def stop(self) -> None:
         """Drains in-flight work and acks nothing unfinished."""
 
+    def reload_credentials(self) -> None:
+        """Re-reads certificate and token files at their next use (SIGHUP: rotation without a restart)."""
+
 
 async def cancel_and_wait(*tasks: asyncio.Task[Any] | None) -> None:
     """Cancels background tasks and waits until each has unwound, so nothing they hold outlives a stop.

@@ -11,7 +11,7 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,6 +26,22 @@ class ConnectionSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RECSYS_", extra="ignore")
 
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis holding the streams.")
+    redis_username: str = Field(
+        "", description="Redis ACL user (in place of one in the URL); each service has its own in the manifests."
+    )
+    redis_password: SecretStr = Field(
+        SecretStr(""), description="That user's password (in place of one in the URL), from a Secret."
+    )
+    redis_password_file: Path | None = Field(
+        None, description="File holding that password, in place of redis_password (a Secret mounted as a file)."
+    )
+    redis_tls_ca_file: Path | None = Field(
+        None, description="rediss:// only: CA that signed the Redis server's certificate; unset: the system's CAs."
+    )
+    redis_tls_cert_file: Path | None = Field(
+        None, description="rediss:// only: client certificate, for a Redis that verifies clients (tls-auth-clients)."
+    )
+    redis_tls_key_file: Path | None = Field(None, description="rediss:// only: the client certificate's key.")
     redis_max_connections: int = Field(
         1024,
         ge=16,
@@ -33,7 +49,16 @@ class ConnectionSettings(BaseSettings):
         " stream entry in flight may hold one to ack or publish.",
     )
     qdrant_url: str = Field("", description="Qdrant server URL; empty runs Qdrant embedded under data_dir.")
-    qdrant_api_key: str = Field("", description="API key for the Qdrant server, if it needs one.")
+    qdrant_api_key: SecretStr = Field(
+        SecretStr(""),
+        description="API key for the Qdrant server, if it needs one (the recommender can use a read-only key).",
+    )
+    qdrant_api_key_file: Path | None = Field(
+        None, description="File holding the Qdrant API key, in place of qdrant_api_key (a Secret mounted as a file)."
+    )
+    qdrant_tls_ca_file: Path | None = Field(
+        None, description="CA that signed the Qdrant server's certificate (an https:// URL); unset: the system's CAs."
+    )
     qdrant_embedded_sync: Literal["normal", "full"] = Field(
         "normal",
         description="Embedded Qdrant on disk: 'normal' (SQLite WAL: a process crash loses nothing, a power cut may"
@@ -107,6 +132,41 @@ class ConnectionSettings(BaseSettings):
         description="gRPC calls a process runs at once (open WatchAlerts streams count); past it a call"
         " is RESOURCE_EXHAUSTED.",
     )
+    grpc_tls_cert_file: Path | None = Field(
+        None, description="Server certificate chain (PEM); with the key, the gRPC port speaks TLS only."
+    )
+    grpc_tls_key_file: Path | None = Field(None, description="The server certificate's private key (PEM).")
+    grpc_tls_client_ca_file: Path | None = Field(
+        None,
+        description="CA for client certificates: set, every client must present one it signed (mTLS). Certificate,"
+        " key and CA files are re-read when they change or on SIGHUP.",
+    )
+    auth_tokens_file: Path | None = Field(
+        None,
+        description="File of `role:token` entries (roles: read, admin), one per line; re-read when it changes."
+        " Several tokens may be valid at once (rotation).",
+    )
+    auth_tokens: SecretStr = Field(
+        SecretStr(""), description="More `role:token` entries, separated by commas or spaces (from a Secret)."
+    )
+    auth_client_roles: str = Field(
+        "",
+        description="mTLS: `name=role` pairs, comma separated; a verified client certificate whose common or"
+        " alternative name is listed gets that role.",
+    )
+    client_token: SecretStr = Field(
+        SecretStr(""), description="Bearer token this process and the CLI present to recsys gRPC servers."
+    )
+    client_token_file: Path | None = Field(None, description="File holding that token, in place of client_token.")
+    client_tls: bool = Field(False, description="Clients connect with TLS (implied by a CA or certificate file).")
+    client_tls_ca_file: Path | None = Field(
+        None, description="CA that signed the servers' certificates; unset: the system's CAs."
+    )
+    client_tls_cert_file: Path | None = Field(None, description="Client certificate, for servers that require mTLS.")
+    client_tls_key_file: Path | None = Field(None, description="The client certificate's private key.")
+    client_tls_server_name: str = Field(
+        "", description="Name the servers' certificates carry, when it differs from the host clients dial."
+    )
     health_interval_s: float = Field(
         2.0,
         gt=0,
@@ -118,6 +178,24 @@ class ConnectionSettings(BaseSettings):
     @property
     def streams(self) -> StreamNames:
         return StreamNames(self.stream_prefix)
+
+    def redis_password_value(self) -> str:
+        return _secret(self.redis_password, self.redis_password_file, "RECSYS_REDIS_PASSWORD_FILE")
+
+    def qdrant_api_key_value(self) -> str:
+        return _secret(self.qdrant_api_key, self.qdrant_api_key_file, "RECSYS_QDRANT_API_KEY_FILE")
+
+
+def _secret(value: SecretStr, file: Path | None, setting: str) -> str:
+    """A credential from its file when one is named (read at each connection: a rotated Secret is used by
+    the next), else from the variable."""
+    if file is None:
+        return value.get_secret_value()
+    try:
+        return file.read_text().strip()
+    except OSError as exc:
+        # The message names the setting, never the content.
+        raise ValueError(f"{setting}: cannot read {file}: {exc.strerror}") from None
 
 
 class StreamNames:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +32,25 @@ class VectorStore:
         self.embedded_sync = embedded_sync
 
     @classmethod
-    def connect(cls, qdrant_url: str, data_dir: Path, api_key: str = "", embedded_sync: str = "normal") -> VectorStore:
+    def connect(
+        cls,
+        qdrant_url: str,
+        data_dir: Path,
+        api_key: str = "",
+        embedded_sync: str = "normal",
+        tls_ca_file: Path | None = None,
+    ) -> VectorStore:
         """A server when a URL is given; otherwise embedded on disk (one process only: it locks the folder).
 
         `embedded_sync` (embedded on disk only): "normal" or "full", see `_set_embedded_sync`.
+        `tls_ca_file` (an https:// server): the CA its certificate must chain to, instead of the system's.
         """
         if qdrant_url:
-            return cls(AsyncQdrantClient(url=qdrant_url, api_key=api_key or None, timeout=30), qdrant_url)
+            extra: dict[str, Any] = {}
+            if tls_ca_file is not None:
+                extra["verify"] = ssl.create_default_context(cafile=str(tls_ca_file))
+            client = AsyncQdrantClient(url=qdrant_url, api_key=api_key or None, timeout=30, **extra)
+            return cls(client, qdrant_url)
         if embedded_sync not in _EMBEDDED_SYNC:
             raise ValueError(f"embedded_sync must be one of {', '.join(_EMBEDDED_SYNC)}, got {embedded_sync!r}")
         path = data_dir / "qdrant"

@@ -29,7 +29,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +40,7 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from recsys.shared import redis_connection
 from recsys.shared.events import MalformedEvent
 from recsys.shared.logs import log_event
 from recsys.shared.settings import ConnectionSettings, StreamNames
@@ -86,13 +87,19 @@ class ConsumerPolicy:
         )
 
 
-def new_broker(redis_url: str, graceful_timeout: float | None = None, max_connections: int = 1024) -> RedisBroker:
+def new_broker(
+    redis_url: str,
+    graceful_timeout: float | None = None,
+    max_connections: int = 1024,
+    redis_options: Mapping[str, Any] | None = None,
+) -> RedisBroker:
     """A FastStream broker that logs through this project's handlers, its per-entry lines at DEBUG.
 
     graceful_timeout: on stop, a claimed entry's handler gets this long to finish (and ack) before it is
     cancelled; new entries in flight get theirs from StreamConsumer.stop.
     max_connections: its Redis pool's limit. redis-py's default of 100 failed commands under a backlog
     (MaxConnectionsError) when every handler in flight held a connection of its own.
+    redis_options: TLS files and the like (recsys.shared.redis_connection.redis_options).
     """
     return RedisBroker(
         redis_url,
@@ -100,6 +107,7 @@ def new_broker(redis_url: str, graceful_timeout: float | None = None, max_connec
         log_level=logging.DEBUG,
         graceful_timeout=graceful_timeout,
         max_connections=max_connections,
+        **dict(redis_options or {}),
     )
 
 
@@ -421,9 +429,12 @@ class StreamSubscriptions:
         supervise_interval_s: float = 1.0,
         on_cap: CapHandler | None = None,
         registry: CollectorRegistry | None = None,
+        redis_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.metrics = StreamMetrics(registry or CollectorRegistry())
-        self.broker = new_broker(redis_url, graceful_timeout=grace_s, max_connections=max_connections)
+        self.broker = new_broker(
+            redis_url, graceful_timeout=grace_s, max_connections=max_connections, redis_options=redis_options
+        )
         self._redis = redis
         self._grace_s = grace_s
         self._retention = retention or RetentionPolicy()
@@ -453,6 +464,7 @@ class StreamSubscriptions:
             retention_interval_s=settings.stream_retention_interval_s,
             on_cap=alert_on_cap(redis, settings.streams.alerts),
             registry=registry,
+            redis_options=redis_connection.redis_options(settings),
         )
 
     def consume(

@@ -17,8 +17,10 @@ from recsys.shared.settings import ConnectionSettings
 COMMANDS: dict[tuple[str, ...], str] = {
     ("run",): "recsys.cli.serve",
     ("publish",): "recsys.cli.publish",
+    ("call",): "recsys.cli.call",
     ("demo",): "recsys.cli.demo",
     ("settings",): "recsys.cli.settings_doc",
+    ("secrets",): "recsys.cli.make_secrets",
     ("bench", "encoder"): "recsys.cli.bench_encoder",
     ("eval",): "recsys.cli.evaluate",
     ("report",): "recsys.cli.report",

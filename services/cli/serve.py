@@ -46,6 +46,7 @@ async def serve(names: tuple[ServiceName, ...], overrides: dict[str, object], ro
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     system = await start_system(names, overrides, encoder_role=role)
+    loop.add_signal_handler(signal.SIGHUP, system.reload_credentials)
     # What the services loaded at start (a model, clients: millions of objects) lives as long as the
     # process; out of the garbage collector's sight, full collections stay short (scanning it all
     # paused the encoder for up to 300 ms).

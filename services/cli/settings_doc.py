@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
 HELP = "print every RECSYS_* setting with its default and meaning (Markdown)"
@@ -36,6 +37,8 @@ def _default(settings: type[BaseSettings], name: str) -> str:
     if field.default_factory is not None:
         return "(per process)"
     value = field.default
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
     return f"`{value}`" if value not in ("", None) else '`""`'
 
 

@@ -22,7 +22,6 @@ from recsys.encoder.notices import NoticePublisher
 from recsys.encoder.roles import EncoderRole, Role
 from recsys.encoder.settings import EncoderSettings
 from recsys.shared.errors import Unavailable
-from recsys.shared.grpc_limits import ServerLimits
 from recsys.shared.grpc_server import GrpcServer
 from recsys.shared.health import HealthReporter, redis_answers, store_answers
 from recsys.shared.logs import log_event
@@ -118,10 +117,12 @@ class EncoderService:
         try:
             notices = NoticePublisher(self.redis, settings.streams.embeddings, settings.embeddings_stream_maxlen)
             self._make_roles(notices)
-            self._grpc = GrpcServer(
-                f"{settings.encoder_host}:{settings.encoder_port}",
+            self._grpc = GrpcServer.from_settings(
+                settings.encoder_host,
+                settings.encoder_port,
+                settings.encoder_health_port,
                 [name for role in self.roles for name in role.grpc_services],
-                ServerLimits.from_settings(settings),
+                settings,
             )
             for role in self.roles:
                 role.register(self._grpc.server)
@@ -154,6 +155,11 @@ class EncoderService:
         except BaseException:
             await self.stop()
             raise
+
+    def reload_credentials(self) -> None:
+        """Re-reads the gRPC certificate and token files at their next use (SIGHUP)."""
+        if self._grpc is not None:
+            self._grpc.reload_credentials()
 
     async def stop(self) -> None:
         """Stops taking entries (in-flight ones finish), then gRPC (with grace), then the roles."""

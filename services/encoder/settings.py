@@ -17,6 +17,13 @@ class EncoderSettings(TextSettings, InteractionSettings):
 
     encoder_host: str = Field("0.0.0.0", description="Interface the gRPC server binds.")
     encoder_port: int = Field(50051, ge=0, le=65535, description="gRPC port; 0 picks a free one (tests).")
+    encoder_health_port: int = Field(
+        -1,
+        ge=-1,
+        le=65535,
+        description="Port of a plaintext server with only gRPC health, for Kubernetes probes (they cannot speak"
+        " TLS); -1 serves none, 0 picks a free one.",
+    )
     encoder_metrics_port: int = Field(
         9091,
         ge=-1,

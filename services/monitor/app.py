@@ -29,7 +29,6 @@ from recsys.monitor.windows import WindowPolicy
 from recsys.shared.api import monitor_pb2, monitor_pb2_grpc
 from recsys.shared.errors import InvalidRequest, Unavailable
 from recsys.shared.events import EmbeddingNotice, MalformedEvent, parse_interaction
-from recsys.shared.grpc_limits import ServerLimits
 from recsys.shared.grpc_server import GrpcServer
 from recsys.shared.health import HealthReporter, redis_answers, store_answers
 from recsys.shared.lifecycle import cancel_and_wait
@@ -122,7 +121,13 @@ class MonitorService:
     async def _start(self) -> None:
         self._closing.clear()
         await asyncio.to_thread(self._persistence.restore)
-        self._grpc = GrpcServer(self.settings.grpc_address, [SERVICE_NAME], ServerLimits.from_settings(self.settings))
+        self._grpc = GrpcServer.from_settings(
+            self.settings.monitor_host,
+            self.settings.monitor_port,
+            self.settings.monitor_health_port,
+            [SERVICE_NAME],
+            self.settings,
+        )
         monitor_pb2_grpc.add_MonitorServiceServicer_to_server(MonitorServicer(self), self._grpc.server)
         self._port = await self._grpc.start()
         if self.settings.metrics_port >= 0:
@@ -169,6 +174,11 @@ class MonitorService:
             ready_event=self.ready,
         )
         await self._health.start()
+
+    def reload_credentials(self) -> None:
+        """Re-reads the gRPC certificate and token files at their next use (SIGHUP)."""
+        if self._grpc is not None:
+            self._grpc.reload_credentials()
 
     async def stop(self) -> None:
         self.ready.clear()

@@ -19,6 +19,13 @@ class MonitorSettings(ConnectionSettings):
 
     monitor_host: str = Field("0.0.0.0", description="Interface the gRPC server binds.")
     monitor_port: int = Field(50053, ge=0, le=65535, description="gRPC port; 0 picks a free one (tests).")
+    monitor_health_port: int = Field(
+        -1,
+        ge=-1,
+        le=65535,
+        description="Port of a plaintext server with only gRPC health, for Kubernetes probes (they cannot speak"
+        " TLS); -1 serves none, 0 picks a free one.",
+    )
     metrics_port: int = Field(
         9090, ge=-1, le=65535, description="Prometheus /metrics port; 0 picks a free one, -1 serves none."
     )

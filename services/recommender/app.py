@@ -11,7 +11,7 @@ from recsys.recommender.query_embedder import EncoderQueryEmbedder
 from recsys.recommender.settings import RecommenderSettings
 from recsys.shared.api import recommender_pb2_grpc
 from recsys.shared.client import EncoderClient
-from recsys.shared.grpc_limits import ServerLimits
+from recsys.shared.grpc_security import ChannelSecurity
 from recsys.shared.grpc_server import GrpcServer
 from recsys.shared.health import HealthReporter, store_answers
 from recsys.shared.logs import log_event
@@ -45,12 +45,14 @@ class RecommenderService:
 
     async def start(self) -> None:
         # Channels and servers belong to the running loop, so both are made here, not in __init__.
-        self._encoder = EncoderClient(self.settings.encoder_address)
+        self._encoder = EncoderClient(self.settings.encoder_address, ChannelSecurity.from_settings(self.settings))
         feeds = Feeds(self.store, self.settings, EncoderQueryEmbedder(self._encoder, self.settings.encoder_timeout_s))
-        self._server = GrpcServer(
-            f"{self.settings.recommender_host}:{self.settings.recommender_port}",
+        self._server = GrpcServer.from_settings(
+            self.settings.recommender_host,
+            self.settings.recommender_port,
+            self.settings.recommender_health_port,
             [SERVICE_NAME],
-            ServerLimits.from_settings(self.settings),
+            self.settings,
         )
         recommender_pb2_grpc.add_RecommenderServiceServicer_to_server(
             RecommenderServicer(feeds, self.ready), self._server.server
@@ -66,6 +68,11 @@ class RecommenderService:
         )
         await self._health.start()
         log_event(_log, "recommender_started", port=self.port, store=self.store.location, ready=self._health.ready)
+
+    def reload_credentials(self) -> None:
+        """Re-reads the gRPC certificate and token files at their next use (SIGHUP)."""
+        if self._server is not None:
+            self._server.reload_credentials()
 
     async def stop(self) -> None:
         """Stops taking calls, lets in-flight ones finish for grpc_grace_s, then closes the encoder channel."""

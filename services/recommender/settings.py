@@ -13,6 +13,13 @@ class RecommenderSettings(ConnectionSettings):
 
     recommender_host: str = Field("0.0.0.0", description="Interface the gRPC server binds to.")
     recommender_port: int = Field(50052, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
+    recommender_health_port: int = Field(
+        -1,
+        ge=-1,
+        le=65535,
+        description="Port of a plaintext server with only gRPC health, for Kubernetes probes (they cannot speak"
+        " TLS); -1 serves none, 0 picks a free one.",
+    )
     encoder_address: str = Field("127.0.0.1:50051", description="The encoder's gRPC address; SearchItems embeds there.")
     encoder_timeout_s: float = Field(5.0, gt=0, description="Longest SearchItems waits for the query embedding.")
 

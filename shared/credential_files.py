@@ -1,0 +1,153 @@
+"""Credentials read from files (Kubernetes Secrets mounted as volumes) and re-read when they change.
+
+A rotated Secret appears in a running pod as new files; checking the files' signatures on use (a
+`stat`, microseconds) picks it up without a restart, and `reload()` (SIGHUP) forces a re-read. A
+replacement that cannot be used (half written, a key that does not match its certificate) is logged
+and the previous credentials stay in force: a bad rotation never takes a server down.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from recsys.shared.access import CredentialsError, TokenBook
+from recsys.shared.logs import log_event
+
+_log = logging.getLogger(__name__)
+
+Signature = tuple[tuple[int, int, int], ...]
+
+
+def _signature(paths: tuple[Path, ...]) -> Signature:
+    """What changes when any of the files is replaced or rewritten (a missing file counts as a change)."""
+    result = []
+    for path in paths:
+        try:
+            stat = path.stat()
+            result.append((stat.st_ino, stat.st_size, stat.st_mtime_ns))
+        except OSError:
+            result.append((0, -1, 0))
+    return tuple(result)
+
+
+class WatchedFiles:
+    """Tells whether a set of files changed since they were last read (or a reload was asked for)."""
+
+    def __init__(self, paths: tuple[Path, ...]) -> None:
+        self.paths = paths
+        self._seen: Signature | None = None
+        self._forced = False
+        # gRPC's TLS layer asks from its own threads; the interceptors from the event loop.
+        self._lock = threading.Lock()
+
+    def reload(self) -> None:
+        self._forced = True
+
+    def changed(self) -> Signature | None:
+        """The files' new signature when they must be read again, else None."""
+        with self._lock:
+            now = _signature(self.paths)
+            if now == self._seen and not self._forced:
+                return None
+            self._forced = False
+            return now
+
+    def read(self, signature: Signature) -> None:
+        with self._lock:
+            self._seen = signature
+
+
+class TokenSource:
+    """The tokens a server accepts: a file (re-read when it changes) plus entries from the environment."""
+
+    def __init__(self, path: Path | None = None, inline: str = "") -> None:
+        self._inline = TokenBook.parse(inline, "RECSYS_AUTH_TOKENS") if inline else TokenBook()
+        self._path = path
+        self._watch = WatchedFiles((path,)) if path else None
+        self._book = self._inline
+        if path is not None:
+            self._book = self._inline + self._read_file(path)
+            self._watch.read(_signature((path,)))  # type: ignore[union-attr]
+
+    @staticmethod
+    def _read_file(path: Path) -> TokenBook:
+        try:
+            return TokenBook.parse(path.read_text(), f"tokens file {path}")
+        except OSError as exc:
+            raise CredentialsError(f"cannot read the tokens file {path}: {exc.strerror}") from None
+
+    def reload(self) -> None:
+        if self._watch is not None:
+            self._watch.reload()
+
+    def current(self) -> TokenBook:
+        if self._watch is None or self._path is None:
+            return self._book
+        signature = self._watch.changed()
+        if signature is not None:
+            try:
+                self._book = self._inline + self._read_file(self._path)
+                log_event(_log, "tokens_reloaded", file=str(self._path), tokens=len(self._book))
+            except CredentialsError as exc:
+                log_event(_log, "tokens_reload_failed", logging.ERROR, error=str(exc), kept=len(self._book))
+            self._watch.read(signature)
+        return self._book
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """A certificate chain and its private key (PEM), checked to belong together, with an optional CA."""
+
+    certificate: bytes
+    private_key: bytes
+    client_ca: bytes | None = None
+
+
+class CertificateFiles:
+    """A server's certificate, key and (for mTLS) client CA files, re-read when they change."""
+
+    def __init__(self, certificate: Path, private_key: Path, client_ca: Path | None = None) -> None:
+        self.certificate = certificate
+        self.private_key = private_key
+        self.client_ca = client_ca
+        paths = (certificate, private_key) + ((client_ca,) if client_ca else ())
+        self._watch = WatchedFiles(paths)
+        signature = self._watch.changed()
+        self.current = self._load()
+        self._watch.read(signature)  # type: ignore[arg-type]
+
+    def _load(self) -> KeyPair:
+        try:
+            # The standard library refuses a key that does not match the certificate: checked here, a
+            # mismatch would only show as every handshake failing.
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(self.certificate, self.private_key)
+            return KeyPair(
+                self.certificate.read_bytes(),
+                self.private_key.read_bytes(),
+                self.client_ca.read_bytes() if self.client_ca else None,
+            )
+        except (OSError, ssl.SSLError) as exc:
+            raise CredentialsError(
+                f"TLS files {self.certificate} and {self.private_key} cannot be used: {exc}"
+            ) from None
+
+    def reload(self) -> None:
+        self._watch.reload()
+
+    def replacement(self) -> KeyPair | None:
+        """New key material when the files changed and can be used; None to keep the current."""
+        signature = self._watch.changed()
+        if signature is None:
+            return None
+        self._watch.read(signature)
+        try:
+            self.current = self._load()
+        except CredentialsError as exc:
+            log_event(_log, "tls_reload_failed", logging.ERROR, error=str(exc))
+            return None
+        log_event(_log, "tls_reloaded", certificate=str(self.certificate))
+        return self.current

@@ -1,0 +1,304 @@
+"""gRPC transport security and access control: TLS/mTLS on servers and channels, bearer tokens, roles.
+
+The wire side of recsys.shared.access: servers describe each caller (token, verified certificate
+names, loopback or not) and refuse what the policy refuses; channels present a token and verify the
+server. Certificates and tokens come from files and are re-read when they change (see
+recsys.shared.credential_files), so rotating a Kubernetes Secret needs no restart.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from recsys.shared.access import AccessPolicy, Caller, CredentialsError, Role, identity_names, parse_identity_roles
+from recsys.shared.credential_files import CertificateFiles, KeyPair, TokenSource
+from recsys.shared.logs import log_event
+from recsys.shared.settings import ConnectionSettings
+
+_log = logging.getLogger(__name__)
+
+_REFUSALS = {
+    "unauthenticated": grpc.StatusCode.UNAUTHENTICATED,
+    "permission_denied": grpc.StatusCode.PERMISSION_DENIED,
+}
+_IDENTITY_PROPERTIES = ("x509_common_name", "x509_subject_alternative_name")
+
+
+def _is_loopback(peer: str) -> bool:
+    """Whether gRPC's peer string ("ipv4:127.0.0.1:5000", "ipv6:[::1]:5000", "unix:...") is this machine."""
+    kind, _, rest = peer.partition(":")
+    if kind == "unix":
+        return True
+    host = rest.rsplit(":", 1)[0].strip("[]") if kind in ("ipv4", "ipv6") else ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return bool(address.is_loopback or (mapped is not None and mapped.is_loopback))
+
+
+def _bearer_token(metadata: Sequence[tuple[str, Any]] | None) -> tuple[str | None, bool]:
+    """The token of `authorization: Bearer <token>` metadata, and whether the metadata was well formed."""
+    for key, value in metadata or ():
+        if key.lower() != "authorization":
+            continue
+        text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+        scheme, _, token = text.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None, False
+        return token.strip(), True
+    return None, True
+
+
+@dataclass
+class ServerSecurity:
+    """What a server accepts: its TLS key material (None: plaintext) and who may call which method."""
+
+    tokens: TokenSource = field(default_factory=TokenSource)
+    identity_roles: dict[str, Role] = field(default_factory=dict)
+    certificates: CertificateFiles | None = None
+
+    @classmethod
+    def from_settings(cls, settings: ConnectionSettings) -> ServerSecurity:
+        """Raises CredentialsError (naming the setting, never a secret) when the files cannot be used."""
+        tls = (settings.grpc_tls_cert_file, settings.grpc_tls_key_file)
+        if any(tls) and not all(tls):
+            raise CredentialsError("RECSYS_GRPC_TLS_CERT_FILE and RECSYS_GRPC_TLS_KEY_FILE go together")
+        if settings.grpc_tls_client_ca_file and not all(tls):
+            raise CredentialsError("RECSYS_GRPC_TLS_CLIENT_CA_FILE (mTLS) needs a server certificate and key")
+        certificates = None
+        if settings.grpc_tls_cert_file and settings.grpc_tls_key_file:
+            certificates = CertificateFiles(
+                settings.grpc_tls_cert_file, settings.grpc_tls_key_file, settings.grpc_tls_client_ca_file
+            )
+        return cls(
+            tokens=TokenSource(settings.auth_tokens_file, settings.auth_tokens.get_secret_value()),
+            identity_roles=parse_identity_roles(settings.auth_client_roles),
+            certificates=certificates,
+        )
+
+    def policy(self) -> AccessPolicy:
+        return AccessPolicy(self.tokens.current(), self.identity_roles)
+
+    def reload(self) -> None:
+        """Re-reads the token and certificate files at their next use (SIGHUP)."""
+        self.tokens.reload()
+        if self.certificates is not None:
+            self.certificates.reload()
+
+    def server_credentials(self) -> grpc.ServerCredentials | None:
+        """TLS credentials that re-read the files at each new connection when they changed; None: plaintext."""
+        files = self.certificates
+        if files is None:
+            return None
+
+        def configuration(pair: KeyPair) -> Any:
+            return grpc.ssl_server_certificate_configuration([(pair.private_key, pair.certificate)], pair.client_ca)
+
+        def fetch() -> Any:
+            # Runs in gRPC's threads at each handshake; None keeps the current configuration.
+            pair = files.replacement()
+            return configuration(pair) if pair is not None else None
+
+        return grpc.dynamic_ssl_server_credentials(
+            configuration(files.current), fetch, require_client_authentication=files.client_ca is not None
+        )
+
+    def log_mode(self, port: int) -> None:
+        policy = self.policy()
+        log_event(
+            _log,
+            "grpc_security",
+            port=port,
+            tls=self.certificates is not None,
+            mtls=self.certificates is not None and self.certificates.client_ca is not None,
+            tokens=len(policy.tokens),
+            client_identities=len(self.identity_roles),
+            anonymous="refused" if policy.configured else "read; state changes from loopback only",
+        )
+
+
+class AccessControl(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Refuses every call the policy refuses, before the request is decoded or the servicer runs."""
+
+    def __init__(self, security: ServerSecurity) -> None:
+        self.security = security
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method = str(handler_call_details.method)
+        if handler is None:
+            return handler
+        token, well_formed = _bearer_token(handler_call_details.invocation_metadata)
+        security = self.security
+
+        async def admit(context: grpc.aio.ServicerContext) -> None:
+            if not well_formed:
+                decision_refusal, message = "unauthenticated", "authorization metadata must be 'Bearer <token>'"
+            else:
+                auth = context.auth_context() or {}
+                caller = Caller(
+                    token=token,
+                    identities=identity_names(v for key in _IDENTITY_PROPERTIES for v in auth.get(key, ())),
+                    loopback=_is_loopback(context.peer() or ""),
+                )
+                decision = security.policy().decide(method, caller)
+                if decision.allowed:
+                    return
+                decision_refusal, message = decision.refusal, decision.message
+            # The peer and method, never the token: logs are read by more people than hold credentials.
+            log_event(
+                _log, "rpc_refused", logging.WARNING, method=method, peer=context.peer(), refusal=decision_refusal
+            )
+            await context.abort(_REFUSALS[decision_refusal], message)
+
+        return _guarded(handler, admit)
+
+
+Admit = Callable[[grpc.aio.ServicerContext], Awaitable[None]]
+
+
+def _guarded(handler: grpc.RpcMethodHandler, admit: Admit) -> grpc.RpcMethodHandler:
+    """The same handler with `admit` run before its behavior."""
+    decode, encode = handler.request_deserializer, handler.response_serializer
+    if handler.unary_unary is not None:
+        unary_unary = handler.unary_unary
+
+        async def guarded_unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            await admit(context)
+            return await unary_unary(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(guarded_unary_unary, decode, encode)
+    if handler.unary_stream is not None:
+        unary_stream = handler.unary_stream
+
+        async def guarded_unary_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            await admit(context)
+            async for response in unary_stream(request, context):
+                yield response
+
+        return grpc.unary_stream_rpc_method_handler(guarded_unary_stream, decode, encode)
+    if handler.stream_unary is not None:
+        stream_unary = handler.stream_unary
+
+        async def guarded_stream_unary(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+            await admit(context)
+            return await stream_unary(requests, context)
+
+        return grpc.stream_unary_rpc_method_handler(guarded_stream_unary, decode, encode)
+    stream_stream = handler.stream_stream
+
+    async def guarded_stream_stream(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        await admit(context)
+        async for response in stream_stream(requests, context):
+            yield response
+
+    return grpc.stream_stream_rpc_method_handler(guarded_stream_stream, decode, encode)
+
+
+# --- clients ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChannelSecurity:
+    """How a client reaches a server: TLS (with a CA, and a client certificate for mTLS) and a token."""
+
+    token: str = ""
+    tls: bool = False
+    ca_file: Path | None = None  # None: the system's trusted CAs
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    server_name: str = ""  # the name the server's certificate must carry, when it is not the address's host
+
+    @classmethod
+    def from_settings(cls, settings: ConnectionSettings) -> ChannelSecurity:
+        token = settings.client_token.get_secret_value()
+        if settings.client_token_file:
+            try:
+                token = settings.client_token_file.read_text().strip()
+            except OSError as exc:
+                raise CredentialsError(f"cannot read RECSYS_CLIENT_TOKEN_FILE: {exc.strerror}") from None
+        return cls(
+            token=token,
+            tls=settings.client_tls,
+            ca_file=settings.client_tls_ca_file,
+            cert_file=settings.client_tls_cert_file,
+            key_file=settings.client_tls_key_file,
+            server_name=settings.client_tls_server_name,
+        )
+
+    def channel_credentials(self) -> grpc.ChannelCredentials | None:
+        uses_tls = self.tls or self.ca_file or self.cert_file
+        if not uses_tls:
+            return None
+        if bool(self.cert_file) != bool(self.key_file):
+            raise CredentialsError("a client certificate and its key go together")
+        return grpc.ssl_channel_credentials(
+            root_certificates=self.ca_file.read_bytes() if self.ca_file else None,
+            private_key=self.key_file.read_bytes() if self.key_file else None,
+            certificate_chain=self.cert_file.read_bytes() if self.cert_file else None,
+        )
+
+
+class _BearerToken:
+    """Adds `authorization: Bearer <token>` to a call's metadata."""
+
+    def __init__(self, token: str) -> None:
+        self._header = ("authorization", f"Bearer {token}")
+
+    def _details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        metadata = grpc.aio.Metadata(*(details.metadata or ()), self._header)
+        return grpc.aio.ClientCallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+        )
+
+
+# grpc.aio files each interceptor under the first call shape it implements, so one class per shape.
+class _UnaryUnaryToken(_BearerToken, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
+
+
+class _UnaryStreamToken(_BearerToken, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
+
+
+class _StreamUnaryToken(_BearerToken, grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[misc]
+    async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return await continuation(self._details(details), requests)
+
+
+class _StreamStreamToken(_BearerToken, grpc.aio.StreamStreamClientInterceptor):  # type: ignore[misc]
+    async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return await continuation(self._details(details), requests)
+
+
+_TOKEN_INTERCEPTORS = (_UnaryUnaryToken, _UnaryStreamToken, _StreamUnaryToken, _StreamStreamToken)
+
+
+def open_channel(
+    address: str, security: ChannelSecurity | None = None, options: Sequence[tuple[str, Any]] = ()
+) -> grpc.aio.Channel:
+    """An aio channel to `address` with the given security (create it inside the running event loop)."""
+    security = security or ChannelSecurity()
+    options = list(options)
+    if security.server_name:
+        options.append(("grpc.ssl_target_name_override", security.server_name))
+    interceptors = [kind(security.token) for kind in _TOKEN_INTERCEPTORS] if security.token else None
+    credentials = security.channel_credentials()
+    if credentials is None:
+        return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
+    return grpc.aio.secure_channel(address, credentials, options=options, interceptors=interceptors)
