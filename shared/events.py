@@ -145,6 +145,9 @@ def _payload(fields: dict[str, str]) -> dict[str, Any]:
         payload = json.loads(fields["data"])
     except json.JSONDecodeError as exc:
         raise MalformedEvent(f"field 'data' is not JSON: {exc.msg} at position {exc.pos}") from exc
+    except RecursionError:
+        # Arrays or objects nested thousands deep: refused as what they are, not retried as a crash.
+        raise MalformedEvent("field 'data' nests JSON deeper than the parser allows") from None
     if not isinstance(payload, dict):
         raise MalformedEvent(f"field 'data' must be a JSON object, got {type(payload).__name__}")
     return payload

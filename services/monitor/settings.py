@@ -155,9 +155,5 @@ class MonitorSettings(ConnectionSettings):
         return self
 
     @property
-    def grpc_address(self) -> str:
-        return f"{self.monitor_host}:{self.monitor_port}"
-
-    @property
     def state_dir(self) -> Path:
         return self.data_dir / "monitor"

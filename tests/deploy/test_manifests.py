@@ -80,7 +80,7 @@ WORKLOADS = {
 }
 ENCODER_ROLES = ("encoder-text", "encoder-interactions")
 
-CUSTOM_RESOURCE_GROUPS = {"keda.sh"}
+CUSTOM_RESOURCE_GROUPS = {"keda.sh", "cert-manager.io"}
 
 
 def _group(document: Manifest) -> str:
@@ -141,7 +141,11 @@ def test_base_documents_validate_against_the_kubernetes_schemas(base: list[Manif
 def test_production_documents_validate_except_the_custom_resources(production: list[Manifest], version: str) -> None:
     custom = [d for d in production if _group(d) in CUSTOM_RESOURCE_GROUPS]
     keda = {("ScaledObject", name) for name in ENCODER_ROLES} | {("TriggerAuthentication", "recsys-redis-keda")}
-    assert {(d["kind"], d["metadata"]["name"]) for d in custom} == keda
+    certificates = {
+        ("Certificate", name) for name in ("recsys-ca", "recsys-grpc", "recsys-redis", "recsys-services-client")
+    }
+    issuers = {("Issuer", "recsys-selfsigned"), ("Issuer", "recsys-ca")}
+    assert {(d["kind"], d["metadata"]["name"]) for d in custom} == keda | certificates | issuers
     assert _validate([d for d in production if d not in custom], version) == []
 
 
@@ -240,8 +244,12 @@ def test_grpc_services_probe_health_on_the_port_they_serve(rendered: list[Manife
     port = _served_port(rendered, name)
     served = container(find(rendered, "Deployment", name), workload.container_name)
     assert port in [p["containerPort"] for p in served["ports"]]
+    # With TLS on the gRPC port (components/cert-manager) the probes use the plaintext health port.
+    health_variable = f"RECSYS_{WORKLOADS[name].service.upper()}_HEALTH_PORT"
+    probed = int(_env(rendered, name).get(health_variable, port))
+    assert probed in [p["containerPort"] for p in served["ports"]]
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert served[probe]["grpc"]["port"] == port, f"{name} {probe}"
+        assert served[probe]["grpc"]["port"] == probed, f"{name} {probe}"
     # Readiness asks for the API itself; "" (the whole server) is what liveness and start-up ask for.
     assert served["readinessProbe"]["grpc"].get("service", "") == workload.readiness_service
     assert served["livenessProbe"]["grpc"].get("service", "") == ""

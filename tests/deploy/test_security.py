@@ -14,7 +14,17 @@ import redis
 import yaml
 
 from recsys.cli.make_secrets import REDIS_USERS, cluster_secrets
-from tests.deploy.manifests import DEPLOY_DIR, Manifest, container, containers, find, of_kind, pod_labels, workloads
+from tests.deploy.manifests import (
+    DEPLOY_DIR,
+    Manifest,
+    container,
+    containers,
+    env_values,
+    find,
+    of_kind,
+    pod_labels,
+    workloads,
+)
 from tests.deploy.network import Pod, may_connect, selected_by_own_policy
 from tests.support import free_port, wait_for
 
@@ -148,8 +158,13 @@ def _secret_references(documents: list[Manifest]) -> set[tuple[str, str]]:
     return found
 
 
-def test_every_secret_the_manifests_read_is_made_by_recsys_secrets(rendered: list[Manifest]) -> None:
+# What cert-manager's Certificates fill (components/cert-manager).
+CERTIFICATE_KEYS = {"tls.crt", "tls.key", "ca.crt"}
+
+
+def test_every_secret_the_manifests_read_is_made_by_recsys_secrets_or_cert_manager(rendered: list[Manifest]) -> None:
     made = {secret["metadata"]["name"]: set(secret["stringData"]) for secret in cluster_secrets("recsys")}
+    made |= {c["spec"]["secretName"]: CERTIFICATE_KEYS for c in of_kind(rendered, "Certificate")}
     references = _secret_references(rendered)
     assert references, "the workloads read no Secret at all"
     for name, key in references:
@@ -287,3 +302,44 @@ def test_yaml_of_the_secrets_command_is_valid_kubernetes() -> None:
     documents = list(yaml.safe_load_all(yaml.safe_dump_all(cluster_secrets("shop"), sort_keys=False)))
     assert [d["kind"] for d in documents] == ["Secret"] * 3
     assert all(d["metadata"]["namespace"] == "shop" for d in documents)
+
+
+def _files_mounted(workload: Manifest, container_name: str) -> set[str]:
+    """Paths of the files a container sees from its Secret, ConfigMap and projected volumes."""
+    volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"].get("volumes", [])}
+    files: set[str] = set()
+    for mount in container(workload, container_name).get("volumeMounts", []):
+        volume = volumes[mount["name"]]
+        sources = volume.get("projected", {}).get("sources", [volume])
+        for source in sources:
+            for kind in ("secret", "configMap"):
+                items = (source.get(kind) or {}).get("items", [])
+                files |= {f"{mount['mountPath']}/{item['path']}" for item in items}
+    return files
+
+
+@pytest.mark.parametrize("name", ["encoder-text", "encoder-interactions", "recommender", "monitor"])
+def test_every_credential_file_a_service_is_told_about_is_mounted(rendered: list[Manifest], name: str) -> None:
+    workload = find(rendered, "Deployment", name)
+    service_container = workload["spec"]["template"]["spec"]["containers"][0]["name"]
+    environment = env_values(workload, service_container, rendered)
+    named = {k: v for k, v in environment.items() if k.startswith("RECSYS_") and k.endswith("_FILE")}
+    assert "RECSYS_AUTH_TOKENS_FILE" in named and "RECSYS_QDRANT_API_KEY_FILE" in named
+    if name != "recommender":
+        assert "RECSYS_REDIS_PASSWORD_FILE" in named
+    missing = {k: v for k, v in named.items() if v not in _files_mounted(workload, service_container)}
+    if name == "recommender":
+        # It never connects to Redis: the shared ConfigMap's Redis TLS paths are not its concern.
+        missing = {k: v for k, v in missing.items() if not k.startswith("RECSYS_REDIS_")}
+    assert missing == {}
+
+
+def test_production_speaks_tls_on_every_grpc_port_and_to_redis(production: list[Manifest]) -> None:
+    settings = find(production, "ConfigMap", "recsys-config")["data"]
+    assert settings["RECSYS_REDIS_URL"].startswith("rediss://")
+    assert settings["RECSYS_GRPC_TLS_CERT_FILE"] and settings["RECSYS_GRPC_TLS_KEY_FILE"]
+    args = container(find(production, "StatefulSet", "redis"), "redis")["args"]
+    assert args[args.index("--port") + 1] == "0", "no plaintext port"
+    assert args[args.index("--tls-port") + 1] == "6379"
+    for scaled in of_kind(production, "ScaledObject"):
+        assert all(t["metadata"]["enableTLS"] == "true" for t in scaled["spec"]["triggers"])

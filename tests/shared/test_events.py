@@ -90,3 +90,19 @@ def test_an_event_may_be_a_little_ahead_of_the_clock_but_no_more(ts: float, acce
 def test_non_finite_timestamps_are_refused() -> None:
     with pytest.raises(MalformedEvent, match="ts"):
         parse_item_event({"event": "item.upserted", "data": '{"item_id": "a", "title": "A", "ts": Infinity}'})
+
+
+@pytest.mark.parametrize("opening", ["[", '{"a":'])
+def test_json_nested_past_the_parsers_depth_is_malformed_not_a_crash(opening: str) -> None:
+    closing = "]" if opening == "[" else "}"
+    data = '{"item_id": "x", "title": "t", "attributes": {"deep": ' + opening * 50_000 + "1" + closing * 50_000 + "}}"
+    with pytest.raises(MalformedEvent, match="nests JSON deeper"):
+        parse_item_event({"event": "item.upserted", "data": data})
+
+
+def test_an_event_is_data_only_paths_templates_and_code_come_back_as_the_text_they_are() -> None:
+    hostile = ["/etc/passwd", "file:///etc/shadow", "{{7*7}}", "${jndi:ldap://x/a}", "__import__('os').system('id')"]
+    payload = {"item_id": "x", "title": hostile[0], "text": " ".join(hostile), "tags": hostile, "category": hostile[2]}
+    event = parse_item_event({"event": "item.upserted", "data": json.dumps(payload)})
+    assert isinstance(event, ItemUpserted)
+    assert (event.title, event.text, event.tags, event.category) == (hostile[0], " ".join(hostile), hostile, hostile[2])
