@@ -26,7 +26,8 @@ from recsys.shared.api import (
 from recsys.shared.events import Interaction, ItemDeleted, ItemUpserted, to_fields
 from recsys.shared.grpc_security import ChannelSecurity, open_channel
 from recsys.shared.grpc_server import MAX_MESSAGE_BYTES
-from recsys.shared.settings import StreamNames
+from recsys.shared.redis_connection import redis_options
+from recsys.shared.settings import ConnectionSettings, StreamNames
 
 _CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -198,6 +199,11 @@ class EventPublisher:
         """`redis_options`: TLS files and the like (recsys.shared.redis_connection.redis_options)."""
         self.redis: Redis = Redis.from_url(redis_url, **redis_options)
         self.streams = StreamNames(stream_prefix)
+
+    @classmethod
+    def from_settings(cls, settings: ConnectionSettings) -> EventPublisher:
+        """As the settings describe Redis: URL, ACL user and password (a `publisher`), TLS files."""
+        return cls(settings.redis_url, settings.stream_prefix, **redis_options(settings))
 
     async def publish_item(self, event: ItemUpserted | ItemDeleted) -> str:
         return await self._xadd(self.streams.items, to_fields(event))

@@ -14,7 +14,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=50.0, help="events per second, items and interactions together")
     parser.add_argument("--items", type=int, default=2000, help="catalog size (updated over and over)")
     parser.add_argument("--users", type=int, default=5000, help="users the interactions come from")
-    parser.add_argument("--warm-up", type=float, default=5.0, help="minutes left out of the flatness verdict")
+    parser.add_argument(
+        "--warm-up",
+        type=float,
+        default=5.0,
+        help="minutes left out of the flatness verdict (at least: until the behavior log reached its cap)",
+    )
     parser.add_argument("--redis-url", help="Redis for the streams (default: RECSYS_REDIS_URL)")
 
 

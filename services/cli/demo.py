@@ -161,13 +161,13 @@ async def run_demo(data_dir: Path | None = None) -> int:
             await wait_ready(system)
             print(f"ready after {time.monotonic() - started:.1f} s; publishing the demo catalog, then traffic")
             catalog = demo_catalog()
-            async with EventPublisher(system.settings.redis_url, prefix) as publisher:
+            async with EventPublisher.from_settings(system.settings) as publisher:
                 interactions = await _ingest(system, publisher, catalog)
                 print(f"{len(catalog)} items and {interactions} interactions ingested")
                 first = await _show_feeds(system, catalog, started)
         finally:
             await system.stop()
-        async with EventPublisher(system.settings.redis_url, prefix) as publisher:
+        async with EventPublisher.from_settings(system.settings) as publisher:
             await publisher.redis.delete(*[key async for key in publisher.redis.scan_iter(f"{prefix}:*")])
     print(f"\nfirst recommendation {first:.1f} s after start; demo done in {time.monotonic() - started:.1f} s")
     return 0

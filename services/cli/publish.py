@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = ConnectionSettings()
-    published, problems = asyncio.run(publish_file(settings.redis_url, settings.stream_prefix, args.kind, args.file))
+    published, problems = asyncio.run(publish_file(settings, args.kind, args.file))
     for problem in problems:
         print(f"skipped {problem}", file=sys.stderr)
     print(f"published {published} {args.kind} events, skipped {len(problems)} invalid lines")
@@ -62,12 +62,12 @@ def line_to_fields(kind: EventKind, line: str) -> dict[str, str]:
     return fields
 
 
-async def publish_file(redis_url: str, stream_prefix: str, kind: EventKind, path: Path) -> tuple[int, list[str]]:
+async def publish_file(settings: ConnectionSettings, kind: EventKind, path: Path) -> tuple[int, list[str]]:
     """Publishes every valid line; returns (published count, problems of the lines left out)."""
     lines = [line for line in path.read_text().splitlines() if line.strip()]
     problems: list[str] = []
     published = 0
-    async with EventPublisher(redis_url, stream_prefix) as publisher:
+    async with EventPublisher.from_settings(settings) as publisher:
         stream = publisher.streams.items if kind == "items" else publisher.streams.interactions
         pipe = publisher.redis.pipeline(transaction=False)
         for number, line in enumerate(tqdm(lines, desc=f"publishing {kind}", unit="event"), start=1):

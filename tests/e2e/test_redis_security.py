@@ -174,7 +174,7 @@ async def test_every_service_runs_on_tls_redis_as_its_own_least_privileged_user(
         await wait_ready(system)
         catalog = demo_catalog()[:12]
         publisher_settings = secure_redis.settings("publisher", passwords["publisher"])
-        async with EventPublisher(secure_redis.url, "recsys", **redis_options(publisher_settings)) as publisher:
+        async with EventPublisher.from_settings(publisher_settings) as publisher:
             for item in catalog:
                 await publisher.publish_item(ItemUpserted.model_validate(item))
 
