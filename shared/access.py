@@ -64,6 +64,7 @@ class CredentialsError(ValueError):
 # Shorter tokens can be guessed; 16 characters of a random token are ~95 bits or more.
 MIN_TOKEN_CHARS = 16
 _ENTRY_SEPARATORS = re.compile(r"[\s,]+")
+_HASHED = re.compile(r"sha256:([0-9a-f]{64})")
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,11 @@ class _TokenEntry:
 
 def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
+
+
+def hashed_entry(role: Role, token: str) -> str:
+    """The `role:sha256:<hex>` entry of a token, for a tokens file that holds no usable token."""
+    return f"{role}:sha256:{_digest(token).hex()}"
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,11 @@ class TokenBook:
 
     @classmethod
     def parse(cls, text: str, source: str) -> TokenBook:
-        """Reads `role:token` entries separated by newlines, spaces or commas; `#` starts a comment line."""
+        """Reads `role:token` entries separated by newlines, spaces or commas; `#` starts a comment line.
+
+        `role:sha256:<64 hex>` names a token by its SHA-256 digest, so that the servers' file holds no
+        token a reader of it could use.
+        """
         entries: list[_TokenEntry] = []
         lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
         words = [word for word in _ENTRY_SEPARATORS.split("\n".join(lines)) if word]
@@ -101,8 +111,13 @@ class TokenBook:
             try:
                 role = Role(role_name)
             except ValueError:
+                # Not echoed: an entry written token-first would put the token in the message.
                 roles = ", ".join(r.value for r in Role)
-                raise CredentialsError(f"{where}: unknown role {role_name!r} (roles: {roles})") from None
+                raise CredentialsError(f"{where}: unknown role before ':' (roles: {roles})") from None
+            hashed = _HASHED.fullmatch(token)
+            if hashed:
+                entries.append(_TokenEntry(bytes.fromhex(hashed[1]), role, where))
+                continue
             if len(token) < MIN_TOKEN_CHARS:
                 raise CredentialsError(f"{where}: the token is shorter than {MIN_TOKEN_CHARS} characters")
             entries.append(_TokenEntry(_digest(token), role, where))
@@ -142,7 +157,7 @@ def parse_identity_roles(text: str) -> dict[str, Role]:
 class Caller:
     """What the server knows about whoever made a call."""
 
-    token: str | None = None  # the bearer token, if one was sent
+    token: str | None = field(default=None, repr=False)  # the bearer token, if one was sent
     identities: tuple[str, ...] = ()  # names in a verified client certificate (mTLS)
     loopback: bool = False  # the call came from this machine (127.0.0.0/8, ::1 or a Unix socket)
 
@@ -167,10 +182,13 @@ class AccessPolicy:
 
     tokens: TokenBook = field(default_factory=TokenBook)
     identity_roles: Mapping[str, Role] = field(default_factory=dict)
+    # Set when credentials were configured at all (a tokens file named, say): then an empty book
+    # (a Secret blanked by mistake) refuses everyone instead of opening the server.
+    credentials_required: bool = False
 
     @property
     def configured(self) -> bool:
-        return len(self.tokens) > 0 or bool(self.identity_roles)
+        return self.credentials_required or len(self.tokens) > 0 or bool(self.identity_roles)
 
     def decide(self, method: str, caller: Caller) -> Decision:
         needed = required_role(method)

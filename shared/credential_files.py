@@ -62,13 +62,18 @@ class WatchedFiles:
 
 
 class TokenSource:
-    """The tokens a server accepts: a file (re-read when it changes) plus entries from the environment."""
+    """The tokens a server accepts: a file (re-read when it changes) plus entries from the environment.
+
+    A file that reads as no token at all is refused (at start) or ignored (on reload): an empty
+    Secret must not silently turn authentication off.
+    """
 
     def __init__(self, path: Path | None = None, inline: str = "") -> None:
         self._inline = TokenBook.parse(inline, "RECSYS_AUTH_TOKENS") if inline else TokenBook()
         self._path = path
         self._watch = WatchedFiles((path,)) if path else None
         self._book = self._inline
+        self.configured = path is not None or bool(inline)
         if path is not None:
             self._book = self._inline + self._read_file(path)
             self._watch.read(_signature((path,)))  # type: ignore[union-attr]
@@ -76,9 +81,14 @@ class TokenSource:
     @staticmethod
     def _read_file(path: Path) -> TokenBook:
         try:
-            return TokenBook.parse(path.read_text(), f"tokens file {path}")
+            book = TokenBook.parse(path.read_text(encoding="utf-8"), f"tokens file {path}")
         except OSError as exc:
             raise CredentialsError(f"cannot read the tokens file {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise CredentialsError(f"the tokens file {path} is not UTF-8 text") from None
+        if len(book) == 0:
+            raise CredentialsError(f"the tokens file {path} holds no token")
+        return book
 
     def reload(self) -> None:
         if self._watch is not None:
@@ -120,16 +130,25 @@ class CertificateFiles:
         self.current = self._load()
         self._watch.read(signature)  # type: ignore[arg-type]
 
+    def _read(self) -> KeyPair:
+        return KeyPair(
+            self.certificate.read_bytes(),
+            self.private_key.read_bytes(),
+            self.client_ca.read_bytes() if self.client_ca else None,
+        )
+
     def _load(self) -> KeyPair:
         try:
-            # The standard library refuses a key that does not match the certificate: checked here, a
-            # mismatch would only show as every handshake failing.
-            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(self.certificate, self.private_key)
-            return KeyPair(
-                self.certificate.read_bytes(),
-                self.private_key.read_bytes(),
-                self.client_ca.read_bytes() if self.client_ca else None,
-            )
+            for _ in range(3):
+                pair = self._read()
+                # The standard library refuses a key that does not match the certificate: checked here, a
+                # mismatch would only show as every handshake failing.
+                ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(self.certificate, self.private_key)
+                # Unchanged since read: the pair checked is the pair handed to gRPC (a Secret update
+                # swaps every file at once, between two reads at worst).
+                if self._read() == pair:
+                    return pair
+            raise CredentialsError(f"TLS files {self.certificate} and {self.private_key} keep changing")
         except (OSError, ssl.SSLError) as exc:
             raise CredentialsError(
                 f"TLS files {self.certificate} and {self.private_key} cannot be used: {exc}"

@@ -8,8 +8,10 @@ recsys.shared.credential_files), so rotating a Kubernetes Secret needs no restar
 
 from __future__ import annotations
 
+import inspect
 import ipaddress
 import logging
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +19,16 @@ from typing import Any
 
 import grpc
 
-from recsys.shared.access import AccessPolicy, Caller, CredentialsError, Role, identity_names, parse_identity_roles
-from recsys.shared.credential_files import CertificateFiles, KeyPair, TokenSource
+from recsys.shared.access import (
+    AccessPolicy,
+    Caller,
+    CredentialsError,
+    Role,
+    identity_names,
+    parse_identity_roles,
+    required_role,
+)
+from recsys.shared.credential_files import CertificateFiles, KeyPair, TokenSource, WatchedFiles
 from recsys.shared.logs import log_event
 from recsys.shared.settings import ConnectionSettings
 
@@ -32,8 +42,8 @@ _IDENTITY_PROPERTIES = ("x509_common_name", "x509_subject_alternative_name")
 
 
 def _is_loopback(peer: str) -> bool:
-    """Whether gRPC's peer string ("ipv4:127.0.0.1:5000", "ipv6:[::1]:5000", "unix:...") is this machine."""
-    kind, _, rest = peer.partition(":")
+    """Whether gRPC's peer string ("ipv4:127.0.0.1:5000", "ipv6:%5B::1%5D:5000", "unix:...") is this machine."""
+    kind, _, rest = urllib.parse.unquote(peer).partition(":")
     if kind == "unix":
         return True
     host = rest.rsplit(":", 1)[0].strip("[]") if kind in ("ipv4", "ipv6") else ""
@@ -86,7 +96,7 @@ class ServerSecurity:
         )
 
     def policy(self) -> AccessPolicy:
-        return AccessPolicy(self.tokens.current(), self.identity_roles)
+        return AccessPolicy(self.tokens.current(), self.identity_roles, credentials_required=self.tokens.configured)
 
     def reload(self) -> None:
         """Re-reads the token and certificate files at their next use (SIGHUP)."""
@@ -139,7 +149,8 @@ class AccessControl(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
         method = str(handler_call_details.method)
-        if handler is None:
+        # Open methods (health) are served untouched: no credentials file, good or bad, can fail a probe.
+        if handler is None or required_role(method) is None:
             return handler
         token, well_formed = _bearer_token(handler_call_details.invocation_metadata)
         security = self.security
@@ -182,14 +193,7 @@ def _guarded(handler: grpc.RpcMethodHandler, admit: Admit) -> grpc.RpcMethodHand
 
         return grpc.unary_unary_rpc_method_handler(guarded_unary_unary, decode, encode)
     if handler.unary_stream is not None:
-        unary_stream = handler.unary_stream
-
-        async def guarded_unary_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            await admit(context)
-            async for response in unary_stream(request, context):
-                yield response
-
-        return grpc.unary_stream_rpc_method_handler(guarded_unary_stream, decode, encode)
+        return grpc.unary_stream_rpc_method_handler(_guarded_stream(handler.unary_stream, admit), decode, encode)
     if handler.stream_unary is not None:
         stream_unary = handler.stream_unary
 
@@ -198,14 +202,26 @@ def _guarded(handler: grpc.RpcMethodHandler, admit: Admit) -> grpc.RpcMethodHand
             return await stream_unary(requests, context)
 
         return grpc.stream_unary_rpc_method_handler(guarded_stream_unary, decode, encode)
-    stream_stream = handler.stream_stream
+    return grpc.stream_stream_rpc_method_handler(_guarded_stream(handler.stream_stream, admit), decode, encode)
 
-    async def guarded_stream_stream(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+
+def _guarded_stream(behavior: Any, admit: Admit) -> Any:
+    """A streaming behavior with `admit` first, in the same shape: an async generator of responses, or a
+    coroutine that writes them with context.write (grpc.aio accepts both)."""
+    if inspect.isasyncgenfunction(behavior):
+
+        async def responses(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            await admit(context)
+            async for response in behavior(request, context):
+                yield response
+
+        return responses
+
+    async def writes(request: Any, context: grpc.aio.ServicerContext) -> Any:
         await admit(context)
-        async for response in stream_stream(requests, context):
-            yield response
+        return await behavior(request, context)
 
-    return grpc.stream_stream_rpc_method_handler(guarded_stream_stream, decode, encode)
+    return writes
 
 
 # --- clients ---------------------------------------------------------------------------------------
@@ -213,35 +229,44 @@ def _guarded(handler: grpc.RpcMethodHandler, admit: Admit) -> grpc.RpcMethodHand
 
 @dataclass(frozen=True)
 class ChannelSecurity:
-    """How a client reaches a server: TLS (with a CA, and a client certificate for mTLS) and a token."""
+    """How a client reaches a server: TLS (with a CA, and a client certificate for mTLS) and a token.
 
-    token: str = ""
+    A token is sent only over TLS or to this machine, unless `plaintext_token` says the network in
+    between is trusted: a bearer token read off the wire is as good as the caller's own.
+    """
+
+    token: str = field(default="", repr=False)
+    token_file: Path | None = None  # read at each call when changed, in place of `token` (rotation)
     tls: bool = False
     ca_file: Path | None = None  # None: the system's trusted CAs
     cert_file: Path | None = None
     key_file: Path | None = None
     server_name: str = ""  # the name the server's certificate must carry, when it is not the address's host
+    plaintext_token: bool = False
 
     @classmethod
     def from_settings(cls, settings: ConnectionSettings) -> ChannelSecurity:
-        token = settings.client_token.get_secret_value()
-        if settings.client_token_file:
-            try:
-                token = settings.client_token_file.read_text().strip()
-            except OSError as exc:
-                raise CredentialsError(f"cannot read RECSYS_CLIENT_TOKEN_FILE: {exc.strerror}") from None
         return cls(
-            token=token,
+            token=settings.client_token.get_secret_value(),
+            token_file=settings.client_token_file,
             tls=settings.client_tls,
             ca_file=settings.client_tls_ca_file,
             cert_file=settings.client_tls_cert_file,
             key_file=settings.client_tls_key_file,
             server_name=settings.client_tls_server_name,
+            plaintext_token=settings.client_plaintext_token,
         )
 
+    @property
+    def uses_tls(self) -> bool:
+        return bool(self.tls or self.ca_file or self.cert_file or self.key_file)
+
+    @property
+    def has_token(self) -> bool:
+        return bool(self.token or self.token_file)
+
     def channel_credentials(self) -> grpc.ChannelCredentials | None:
-        uses_tls = self.tls or self.ca_file or self.cert_file
-        if not uses_tls:
+        if not self.uses_tls:
             return None
         if bool(self.cert_file) != bool(self.key_file):
             raise CredentialsError("a client certificate and its key go together")
@@ -252,14 +277,51 @@ class ChannelSecurity:
         )
 
 
+class _TokenFile:
+    """The current token of a file, re-read when the file changes (a rotated Secret)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._watch = WatchedFiles((path,))
+        self._token = ""
+        self()
+
+    def __call__(self) -> str:
+        signature = self._watch.changed()
+        if signature is not None:
+            try:
+                token = self._path.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                if not self._token:
+                    raise CredentialsError(f"cannot read the client token file {self._path}: {exc}") from None
+                log_event(_log, "client_token_reload_failed", logging.ERROR, file=str(self._path))
+            else:
+                if token:
+                    self._token = token
+            self._watch.read(signature)
+        return self._token
+
+
+def _host_is_local(address: str) -> bool:
+    if address.startswith("unix:"):
+        return True
+    host = urllib.parse.urlsplit(f"//{address.removeprefix('dns:///')}").hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class _BearerToken:
     """Adds `authorization: Bearer <token>` to a call's metadata."""
 
-    def __init__(self, token: str) -> None:
-        self._header = ("authorization", f"Bearer {token}")
+    def __init__(self, token: Callable[[], str]) -> None:
+        self._token = token
 
     def _details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
-        metadata = grpc.aio.Metadata(*(details.metadata or ()), self._header)
+        metadata = grpc.aio.Metadata(*(details.metadata or ()), ("authorization", f"Bearer {self._token()}"))
         return grpc.aio.ClientCallDetails(
             details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
         )
@@ -297,7 +359,17 @@ def open_channel(
     options = list(options)
     if security.server_name:
         options.append(("grpc.ssl_target_name_override", security.server_name))
-    interceptors = [kind(security.token) for kind in _TOKEN_INTERCEPTORS] if security.token else None
+    interceptors = None
+    if security.has_token:
+        if not (security.uses_tls or security.plaintext_token or _host_is_local(address)):
+            raise CredentialsError(
+                f"a token for {address} would travel in plaintext: connect with TLS, or set"
+                " RECSYS_CLIENT_PLAINTEXT_TOKEN where the network in between is trusted"
+            )
+        token_file = security.token_file
+        fixed = security.token
+        source: Callable[[], str] = _TokenFile(token_file) if token_file is not None else (lambda: fixed)
+        interceptors = [kind(source) for kind in _TOKEN_INTERCEPTORS]
     credentials = security.channel_credentials()
     if credentials is None:
         return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)

@@ -19,8 +19,10 @@ from recsys.shared.settings import ConnectionSettings
 
 
 def redis_options(settings: ConnectionSettings) -> dict[str, Any]:
-    """Connection keyword arguments beyond the URL: the ACL user and password, and TLS files for rediss://."""
-    login: dict[str, Any] = {}
+    """Connection keyword arguments beyond the URL: the ACL user and password, TLS files for rediss://."""
+    # No CLIENT SETINFO on connect: the services' ACL users may not run it (each refusal would be an
+    # ACL LOG entry), and it only labels connections.
+    login: dict[str, Any] = {"lib_name": None, "lib_version": None}
     if settings.redis_username:
         login["username"] = settings.redis_username
     password = settings.redis_password_value()

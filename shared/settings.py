@@ -157,7 +157,14 @@ class ConnectionSettings(BaseSettings):
     client_token: SecretStr = Field(
         SecretStr(""), description="Bearer token this process and the CLI present to recsys gRPC servers."
     )
-    client_token_file: Path | None = Field(None, description="File holding that token, in place of client_token.")
+    client_token_file: Path | None = Field(
+        None, description="File holding that token, in place of client_token; re-read when it changes (rotation)."
+    )
+    client_plaintext_token: bool = Field(
+        False,
+        description="Send the token over plaintext connections to other machines too (a trusted network only);"
+        " by default a token goes only over TLS or to localhost.",
+    )
     client_tls: bool = Field(False, description="Clients connect with TLS (implied by a CA or certificate file).")
     client_tls_ca_file: Path | None = Field(
         None, description="CA that signed the servers' certificates; unset: the system's CAs."

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("address", help="host:port of the service")
     parser.add_argument("method", help="e.g. ForYou, MonitorService/ResetReference or recsys.v1.EncoderService/Embed")
     parser.add_argument("request", nargs="?", default="{}", help="the request as JSON (default {})")
-    parser.add_argument("--token", help="bearer token (default RECSYS_CLIENT_TOKEN / _FILE)")
+    parser.add_argument("--token", help="bearer token (default RECSYS_CLIENT_TOKEN / _FILE; a file keeps it out of ps)")
     parser.add_argument("--token-file", type=Path, help="file holding the bearer token")
+    parser.add_argument(
+        "--plaintext-token", action="store_true", help="send the token without TLS to another machine (trusted network)"
+    )
     parser.add_argument("--tls", action="store_true", help="connect with TLS (implied by --ca or --cert)")
     parser.add_argument("--ca", type=Path, help="CA of the server's certificate (default: the system's)")
     parser.add_argument("--cert", type=Path, help="client certificate (mTLS)")
@@ -60,14 +64,21 @@ def find_method(name: str) -> MethodDescriptor:
 
 def security_from(args: argparse.Namespace, settings: ConnectionSettings) -> ChannelSecurity:
     defaults = ChannelSecurity.from_settings(settings)
-    token = args.token or (args.token_file.read_text().strip() if args.token_file else defaults.token)
-    return ChannelSecurity(
+    token, token_file = defaults.token, defaults.token_file
+    if args.token:
+        token, token_file = args.token, None
+    elif args.token_file:
+        token, token_file = "", args.token_file
+    return replace(
+        defaults,
         token=token,
+        token_file=token_file,
         tls=args.tls or defaults.tls,
         ca_file=args.ca or defaults.ca_file,
         cert_file=args.cert or defaults.cert_file,
         key_file=args.key or defaults.key_file,
         server_name=args.server_name or defaults.server_name,
+        plaintext_token=args.plaintext_token or defaults.plaintext_token,
     )
 
 

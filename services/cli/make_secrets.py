@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from recsys.shared.access import Role, hashed_entry
+
 HELP = "print the Kubernetes Secrets the manifests need, with new random passwords, tokens and keys"
 QUIET = True
 
@@ -27,7 +29,11 @@ def cluster_secrets(namespace: str) -> list[dict[str, Any]]:
     """The three Secrets: Redis users' passwords, gRPC tokens, Qdrant keys."""
     redis_users = {user: _random() for user in REDIS_USERS}
     backend_token, admin_token, recommender_token = _random(), _random(), _random()
-    tokens = f"read:{backend_token}\nadmin:{admin_token}\nread:{recommender_token}\n"
+    # The servers' file lists digests only: a pod that mounts it holds no token it could call with.
+    tokens = "".join(
+        hashed_entry(role, token) + "\n"
+        for role, token in ((Role.READ, backend_token), (Role.ADMIN, admin_token), (Role.READ, recommender_token))
+    )
 
     def secret(name: str, data: dict[str, str], purpose: str) -> dict[str, Any]:
         return {
@@ -57,7 +63,8 @@ def cluster_secrets(namespace: str) -> list[dict[str, Any]]:
                 "admin-token": admin_token,
                 "recommender-token": recommender_token,
             },
-            "`tokens` is every server's tokens file (role:token lines); the other keys are copies to hand out",
+            "`tokens` is every server's tokens file (role:sha256:<digest> lines); the other keys are the tokens"
+            " to hand out",
         ),
         secret(
             "recsys-qdrant-keys",

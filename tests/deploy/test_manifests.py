@@ -141,9 +141,7 @@ def test_base_documents_validate_against_the_kubernetes_schemas(base: list[Manif
 def test_production_documents_validate_except_the_custom_resources(production: list[Manifest], version: str) -> None:
     custom = [d for d in production if _group(d) in CUSTOM_RESOURCE_GROUPS]
     keda = {("ScaledObject", name) for name in ENCODER_ROLES} | {("TriggerAuthentication", "recsys-redis-keda")}
-    certificates = {
-        ("Certificate", name) for name in ("recsys-ca", "recsys-grpc", "recsys-redis", "recsys-services-client")
-    }
+    certificates = {("Certificate", name) for name in ("recsys-ca", "recsys-grpc", "recsys-redis")}
     issuers = {("Issuer", "recsys-selfsigned"), ("Issuer", "recsys-ca")}
     assert {(d["kind"], d["metadata"]["name"]) for d in custom} == keda | certificates | issuers
     assert _validate([d for d in production if d not in custom], version) == []

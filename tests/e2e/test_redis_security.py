@@ -208,6 +208,10 @@ async def test_every_service_runs_on_tls_redis_as_its_own_least_privileged_user(
         assert await admin.xlen("recsys:items:dead-letter") == 0
         assert await admin.xlen("recsys:interactions:dead-letter") == 0
 
+        # Nothing any service ran was refused (Redis logs every ACL denial).
+        denials = await admin.acl_log()
+        assert denials == [], f"a service ran commands its user may not: {denials[:3]}"
+
         # What each user may not do.
         monitor = secure_redis.client("monitor", passwords["monitor"])
         encoder = secure_redis.client("encoder", passwords["encoder"])

@@ -14,6 +14,7 @@ from recsys.shared.access import (
     CredentialsError,
     Role,
     TokenBook,
+    hashed_entry,
     parse_identity_roles,
     required_role,
 )
@@ -142,3 +143,27 @@ def test_a_reload_request_rereads_files_whose_signature_did_not_change(tmp_path:
     assert watch.changed() is None
     watch.reload()
     assert watch.changed() is not None
+
+
+def test_a_tokens_file_with_no_token_is_refused_at_start_and_ignored_on_reload(tmp_path: Path) -> None:
+    path = tmp_path / "tokens"
+    path.write_text("# nothing yet\n")
+    with pytest.raises(CredentialsError, match="holds no token"):
+        TokenSource(path)
+    path.write_text(f"read:{READ_TOKEN}\n")
+    source = TokenSource(path)
+    for broken in (b"", b"\xff\xfe not text"):
+        path.write_bytes(broken)
+        assert source.current().role_of(READ_TOKEN) is Role.READ
+
+
+def test_once_credentials_are_configured_an_empty_book_refuses_everyone_instead_of_opening() -> None:
+    policy = AccessPolicy(TokenBook(), credentials_required=True)
+    decision = policy.decide(FOR_YOU, Caller(loopback=True))
+    assert (decision.allowed, decision.refusal) == (False, "unauthenticated")
+
+
+def test_a_token_can_be_listed_by_its_sha256_digest_only() -> None:
+    book = TokenBook.parse(hashed_entry(Role.ADMIN, ADMIN_TOKEN), "file")
+    assert book.role_of(ADMIN_TOKEN) is Role.ADMIN
+    assert ADMIN_TOKEN not in hashed_entry(Role.ADMIN, ADMIN_TOKEN)

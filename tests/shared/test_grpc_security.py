@@ -19,9 +19,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from recsys.shared.access import CredentialsError
 from recsys.shared.api import monitor_pb2, monitor_pb2_grpc
 from recsys.shared.client import MonitorClient
-from recsys.shared.grpc_security import ChannelSecurity, open_channel
+from recsys.shared.grpc_security import ChannelSecurity, _is_loopback, open_channel
 from recsys.shared.grpc_server import GrpcServer
 from recsys.shared.settings import ConnectionSettings
 from tests.pki import Pki, write_server_cert
@@ -356,3 +357,57 @@ async def test_the_readme_node_client_calls_with_mtls_and_a_token(serve: Any, pk
     refused = await asyncio.to_thread(call, "wrong-token-ccccccccccc")
     # (node warns on stderr first that an IP address is not a TLS server name)
     assert refused.returncode == 1 and refused.stderr.splitlines()[-1].startswith("UNAUTHENTICATED: "), refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("peer", "local"),
+    [
+        ("ipv4:127.0.0.1:5000", True),
+        ("ipv4:127.8.9.1:5000", True),
+        ("ipv6:%5B::1%5D:40002", True),  # how grpc 1.85 reports ::1
+        ("ipv6:[::1]:40002", True),
+        ("unix:/run/recsys.sock", True),
+        ("ipv4:192.0.2.2:5000", False),
+        ("ipv6:%5Bfd00::2%5D:5000", False),
+        ("ipv6:%5B::ffff:10.0.0.1%5D:5000", False),
+        ("unix-abstract:x", False),
+        ("", False),
+    ],
+)
+def test_loopback_is_recognised_in_every_form_grpc_reports_and_nothing_else(peer: str, local: bool) -> None:
+    assert _is_loopback(peer) is local
+
+
+async def test_a_token_never_travels_in_plaintext_to_another_machine_unless_allowed() -> None:
+    with pytest.raises(CredentialsError, match="plaintext"):
+        open_channel("encoder.shop.internal:50051", ChannelSecurity(token=READ_TOKEN))
+    for allowed in (
+        ("127.0.0.1:50051", ChannelSecurity(token=READ_TOKEN)),
+        ("localhost:50051", ChannelSecurity(token=READ_TOKEN)),
+        ("encoder:50051", ChannelSecurity(token=READ_TOKEN, plaintext_token=True)),
+        ("encoder:50051", ChannelSecurity(token=READ_TOKEN, tls=True)),
+    ):
+        await open_channel(*allowed).close()
+    with pytest.raises(CredentialsError, match="go together"):
+        open_channel("encoder:50051", ChannelSecurity(key_file=Path("client.key")))
+
+
+async def test_a_client_reads_its_token_file_again_when_it_changes(serve: Any, tmp_path: Path) -> None:
+    served = await serve(auth_tokens=f"read:{READ_TOKEN},admin:{ADMIN_TOKEN}")
+    token_file = tmp_path / "token"
+    token_file.write_text(READ_TOKEN + "\n")
+    async with MonitorClient(served.address, ChannelSecurity(token_file=token_file)) as client:
+        code, _ = await _refusal(client.reset_reference("items.content"))
+        assert code is grpc.StatusCode.PERMISSION_DENIED
+        token_file.write_text(ADMIN_TOKEN + "\n")
+        await client.reset_reference("items.content")
+    assert served.monitor.resets == 1
+
+
+async def test_health_watch_streams_on_the_guarded_port_without_credentials(serve: Any) -> None:
+    served = await serve(auth_tokens=f"admin:{ADMIN_TOKEN}")
+    async with grpc.aio.insecure_channel(served.address) as channel:
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=SERVICE))
+        first = await watch.read()
+        watch.cancel()
+    assert first.status == health_pb2.HealthCheckResponse.SERVING
