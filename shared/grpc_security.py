@@ -185,43 +185,36 @@ def _guarded(handler: grpc.RpcMethodHandler, admit: Admit) -> grpc.RpcMethodHand
     """The same handler with `admit` run before its behavior."""
     decode, encode = handler.request_deserializer, handler.response_serializer
     if handler.unary_unary is not None:
-        unary_unary = handler.unary_unary
-
-        async def guarded_unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            await admit(context)
-            return await unary_unary(request, context)
-
-        return grpc.unary_unary_rpc_method_handler(guarded_unary_unary, decode, encode)
+        return grpc.unary_unary_rpc_method_handler(_guarded_call(handler.unary_unary, admit), decode, encode)
     if handler.unary_stream is not None:
         return grpc.unary_stream_rpc_method_handler(_guarded_stream(handler.unary_stream, admit), decode, encode)
     if handler.stream_unary is not None:
-        stream_unary = handler.stream_unary
-
-        async def guarded_stream_unary(requests: Any, context: grpc.aio.ServicerContext) -> Any:
-            await admit(context)
-            return await stream_unary(requests, context)
-
-        return grpc.stream_unary_rpc_method_handler(guarded_stream_unary, decode, encode)
+        return grpc.stream_unary_rpc_method_handler(_guarded_call(handler.stream_unary, admit), decode, encode)
     return grpc.stream_stream_rpc_method_handler(_guarded_stream(handler.stream_stream, admit), decode, encode)
+
+
+def _guarded_call(behavior: Any, admit: Admit) -> Any:
+    """A behavior that returns (one response, or None after writing with context.write), admitted first."""
+
+    async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await admit(context)
+        return await behavior(request, context)
+
+    return call
 
 
 def _guarded_stream(behavior: Any, admit: Admit) -> Any:
     """A streaming behavior with `admit` first, in the same shape: an async generator of responses, or a
     coroutine that writes them with context.write (grpc.aio accepts both)."""
-    if inspect.isasyncgenfunction(behavior):
+    if not inspect.isasyncgenfunction(behavior):
+        return _guarded_call(behavior, admit)
 
-        async def responses(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            await admit(context)
-            async for response in behavior(request, context):
-                yield response
-
-        return responses
-
-    async def writes(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def responses(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         await admit(context)
-        return await behavior(request, context)
+        async for response in behavior(request, context):
+            yield response
 
-    return writes
+    return responses
 
 
 # --- clients ---------------------------------------------------------------------------------------
