@@ -24,15 +24,25 @@ class Service(Protocol):
         """Re-reads certificate and token files at their next use (SIGHUP: rotation without a restart)."""
 
 
-async def cancel_and_wait(*tasks: asyncio.Task[Any] | None) -> None:
+async def cancel_and_wait(*tasks: asyncio.Task[Any] | None, recancel_s: float = 1.0) -> None:
     """Cancels background tasks and waits until each has unwound, so nothing they hold outlives a stop.
 
-    A task that had already failed is logged rather than raised: stopping must finish whatever the task did.
-    A stop that is itself cancelled still ends with CancelledError (gather passes it on).
+    A task still running `recancel_s` after its cancel is cancelled again, until it ends: a cancellation
+    can be swallowed on the way (Python 3.11's asyncio.timeout racing it, then a client library
+    retrying the resulting TimeoutError), and a loop that swallowed it would otherwise hold the stop
+    for ever. A task that had already failed is logged rather than raised: stopping must finish
+    whatever the task did. A stop that is itself cancelled still ends with CancelledError.
     """
     running = [task for task in tasks if task is not None]
-    for task in running:
+    pending = set(running)
+    for task in pending:
         task.cancel()
-    for task, outcome in zip(running, await asyncio.gather(*running, return_exceptions=True), strict=True):
-        if isinstance(outcome, Exception):
-            _log.warning("background task %s had failed: %r", task.get_name(), outcome)
+    while pending:
+        _, pending = await asyncio.wait(pending, timeout=recancel_s)
+        for task in pending:
+            _log.warning("background task %s still runs after its cancel; cancelling it again", task.get_name())
+            task.cancel()
+    for task in running:
+        failure = None if task.cancelled() else task.exception()
+        if isinstance(failure, Exception):
+            _log.warning("background task %s had failed: %r", task.get_name(), failure)

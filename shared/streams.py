@@ -42,6 +42,7 @@ from redis.exceptions import ResponseError
 
 from recsys.shared import redis_connection
 from recsys.shared.events import MalformedEvent
+from recsys.shared.lifecycle import cancel_and_wait
 from recsys.shared.logs import log_event
 from recsys.shared.settings import ConnectionSettings, StreamNames
 from recsys.shared.stream_acks import AckBatcher
@@ -233,9 +234,7 @@ class StreamConsumer:
         """
         if self._in_flight:
             _, unfinished = await asyncio.wait(set(self._in_flight), timeout=grace_s)
-            for task in unfinished:
-                task.cancel()
-            await asyncio.gather(*unfinished, return_exceptions=True)
+            await cancel_and_wait(*unfinished)
         await self._acks.flush()
         with contextlib.suppress(Exception):  # Redis gone: the retention of another process removes it later
             mine = [c for c in await self._redis.xinfo_consumers(self.stream, self.group) if _name(c) == self.consumer]
@@ -513,9 +512,7 @@ class StreamSubscriptions:
     async def stop(self) -> None:
         """Stops reading, then gives the entries in flight the grace period; unfinished ones stay pending."""
         self._stopping = True
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(*self._tasks)
         self._tasks = []
         # The subscribers first, so no read is cut off by the connections closing (a noisy fetch error).
         for consumer in self.consumers:

@@ -115,6 +115,18 @@ async def stream_entries_async(client: Any, stream: str) -> list[Entry]:
     return _decoded(await client.xrange(stream))
 
 
+def _awaited_frames(coro: Any) -> list[Any]:
+    """The frames of a suspended coroutine down its await chain (Task.get_stack shows only the outermost;
+    print_stack also fails on compiled frames without line numbers)."""
+    frames = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            frames.append(frame)
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return frames
+
+
 async def stopped_within(stop: Awaitable[object], timeout_s: float, what: str) -> None:
     """Awaits a service's stop; if it hangs, prints every task's stack and fails instead of hanging the suite."""
     task = asyncio.ensure_future(stop)
@@ -124,5 +136,6 @@ async def stopped_within(stop: Awaitable[object], timeout_s: float, what: str) -
         return
     for other in asyncio.all_tasks():
         print(f"--- {other!r}", file=sys.stderr)
-        other.print_stack(file=sys.stderr)
+        for frame in _awaited_frames(other.get_coro()):
+            print(f"  {frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}", file=sys.stderr)
     raise AssertionError(f"{what} did not stop within {timeout_s:.0f} s (task stacks above)")
