@@ -230,8 +230,8 @@ async def test_every_service_runs_on_tls_redis_as_its_own_least_privileged_user(
         assert isinstance(await _refused(wrong.ping()), AuthenticationError)
         anonymous_settings = ConnectionSettings(redis_url=secure_redis.url, **secure_redis.tls())
         anonymous = Redis.from_url(secure_redis.url, **redis_options(anonymous_settings))
-        refusal = str(await _refused(anonymous.ping()))
-        assert "NOAUTH" in refusal or "authenticated" in refusal, refusal
+        anonymous_refusal = str(await _refused(anonymous.ping()))
+        assert "NOAUTH" in anonymous_refusal or "authenticated" in anonymous_refusal, anonymous_refusal
         no_certificate = secure_redis.client("admin", passwords["admin"], with_certificate=False)
         assert isinstance(await _refused(no_certificate.ping()), redis.ConnectionError)
         plaintext = Redis.from_url(f"redis://admin:{passwords['admin']}@127.0.0.1:{secure_redis.port}/0")
