@@ -38,7 +38,9 @@ from faststream.message import StreamMessage
 from faststream.redis import RedisBroker, StreamSub
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from recsys.shared import redis_connection
 from recsys.shared.events import MalformedEvent
@@ -404,6 +406,21 @@ class StreamConsumer:
         )
 
 
+async def _once_redis_answers(step: Callable[[], Awaitable[None]], what: str) -> None:
+    """Runs a start-up step, waiting out a Redis that does not answer yet (restarting, loading its AOF,
+    cut off): a process that exited instead would leave its work to its supervisor's next restart.
+    Health stays NOT_SERVING meanwhile."""
+    delay = 0.2
+    while True:
+        try:
+            await step()
+            return
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            log_event(_log, "redis_unavailable_at_start", logging.WARNING, waiting_for=what, error=repr(exc))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 def _name(consumer: dict[Any, Any]) -> str:
     name = consumer["name"]
     return name.decode() if isinstance(name, bytes) else str(name)
@@ -501,7 +518,7 @@ class StreamSubscriptions:
     async def start(self) -> None:
         self._stopping = False
         for consumer in self.consumers:
-            await consumer.prepare()
+            await _once_redis_answers(consumer.prepare, f"{consumer.stream} / {consumer.group}")
         await self.broker.start()
         self._tasks = [
             asyncio.create_task(self._supervise(), name="streams-supervisor"),

@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from redis.asyncio import Redis as RedisClient
 from recsys.shared.events import parse_item_event
 from recsys.shared.stream_acks import AckBatcher
 from recsys.shared.streams import ConsumerPolicy, StreamSubscriptions
-from tests.support import eventually, stream_entries_async
+from tests.support import RedisServer, eventually, stream_entries_async
 
 # redis-py types every reply as a union of all it could be; these tests read them as Redis sends them.
 Redis = Any
@@ -249,3 +250,31 @@ async def test_a_dead_letter_and_its_ack_land_together(
     await redis.xadd(STREAM, {"event": "item.upserted", "data": "{not json"})
     await eventually(lambda: _drained(redis), timeout_s=10, what="the poison acked with its dead letter")
     assert await redis.xlen(DEAD) == 1
+
+
+async def test_a_consumer_started_while_redis_is_down_waits_for_it_and_then_consumes(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path)  # not started yet: the process comes up before Redis does
+    client: Redis = RedisClient.from_url(server.url)
+    seen: list[str] = []
+
+    async def handle(fields: dict[str, str], entry_id: str) -> None:
+        seen.append(entry_id)
+
+    subscriptions = StreamSubscriptions(server.url, client, grace_s=5, supervise_interval_s=0.2)
+    subscriptions.consume(stream=STREAM, group="g", consumer="c1", handler=handle, policy=FAST)
+    starting = asyncio.create_task(subscriptions.start())
+    try:
+        await asyncio.sleep(0.5)
+        assert not starting.done(), "start gave up (or went on) with Redis away"
+        await asyncio.to_thread(server.start)
+        await asyncio.wait_for(starting, timeout=60)
+        await client.xadd(STREAM, _item("after-the-outage"))
+        await eventually(lambda: _drained(client), timeout_s=30, what="the entry consumed once Redis came")
+        assert len(seen) == 1
+    finally:
+        if starting.done() and not starting.exception():
+            await subscriptions.stop()
+        else:
+            starting.cancel()
+        await client.aclose()
+        server.stop()
