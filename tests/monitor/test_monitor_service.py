@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from recsys.monitor.app import MonitorService
 from recsys.monitor.settings import MonitorSettings
@@ -217,18 +216,32 @@ async def test_limit_zero_means_one_hundred(client: MonitorClient, catalog: Cata
     assert len(await client.anomalies("degenerate_vector", 7)) == 7
 
 
-async def test_a_failed_start_leaves_no_server_behind(monitor_settings: MonitorSettings, store: VectorStore) -> None:
+async def test_a_start_waits_not_serving_for_redis_and_a_cancelled_start_leaves_no_server_behind(
+    monitor_settings: MonitorSettings, store: VectorStore
+) -> None:
     unreachable = f"redis://127.0.0.1:{free_port()}/0"
     settings = monitor_settings.model_copy(update={"redis_url": unreachable})
     redis = Redis.from_url(unreachable)
     service = MonitorService(settings, store, redis)
+    starting = asyncio.create_task(service.start())
     try:
-        with pytest.raises(RedisConnectionError):
-            await service.start()
+
+        async def waiting_not_serving() -> bool:
+            if not service.port:
+                return False
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel:
+                answer = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+            return answer.status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+        # Redis away: the monitor waits for it (a restart would not bring Redis back sooner), unready.
+        await eventually(waiting_not_serving, timeout_s=60, what="the monitor up and NOT_SERVING")
+        assert not starting.done()
+        starting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await starting
     finally:
         await redis.aclose()
 
-    assert service.port > 0
     assert not service.ready.is_set()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel:
         with pytest.raises(grpc.aio.AioRpcError) as raised:
