@@ -17,7 +17,12 @@ def production() -> list[Manifest]:
     return render(DEPLOY_DIR / "overlays" / "production")
 
 
-@pytest.fixture(scope="session", params=["base", "production"])
+@pytest.fixture(scope="session")
+def one_node() -> list[Manifest]:
+    return render(DEPLOY_DIR / "overlays" / "one-node")
+
+
+@pytest.fixture(scope="session", params=["base", "production", "one_node"])
 def rendered(request: pytest.FixtureRequest) -> list[Manifest]:
     """Each rendering in turn, for properties both must have."""
     documents: list[Manifest] = request.getfixturevalue(request.param)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import yaml
 
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy"
@@ -84,3 +85,15 @@ def env_values(workload: Manifest, container_name: str, documents: list[Manifest
 def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
     """Whether a plain label selector (matchLabels or a Service selector) selects these labels."""
     return all(labels.get(key) == value for key, value in selector.items())
+
+
+def schema_problems(documents: list[Manifest], version: str) -> list[str]:
+    """What kubernetes-validate (strict: unknown fields too) finds wrong in the documents, one line each."""
+    problems = []
+    for document in documents:
+        try:
+            kubernetes_validate.validate(document, version, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            path = ".".join(str(part) for part in error.path)
+            problems.append(f"{document['kind']}/{document['metadata']['name']}: {path}: {error.message}")
+    return problems
