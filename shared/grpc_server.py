@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
 from recsys.shared.errors import InvalidRequest, NotFound, Overloaded, Unavailable
 from recsys.shared.grpc_limits import RequestLimits, ServerLimits
@@ -59,6 +59,27 @@ def maps_errors(method: Handler) -> Handler:
     return wrapper  # type: ignore[return-value]
 
 
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+
+
+def _serve_reflection(server: grpc.aio.Server, service_names: list[str]) -> None:
+    """Server reflection in both protocols: v1alpha (grpcio-reflection) and v1, which current grpcurl and
+    buf curl try first. grpcio-reflection ships only v1alpha; v1's messages are the same fields under
+    another package, so the same servicer answers both with the same bytes."""
+    # v1 is answered but not listed: no descriptor of it is in the pool, and a listed service that cannot be
+    # described fails a client's --list-methods.
+    servicer = reflection.aio.ReflectionServicer([*service_names, reflection.SERVICE_NAME])
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)
+    v1 = grpc.stream_stream_rpc_method_handler(
+        servicer.ServerReflectionInfo,
+        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(REFLECTION_V1, {"ServerReflectionInfo": v1}),)
+    )
+
+
 class GrpcServer:
     """An aio server with standard health and reflection; create it inside the running event loop.
 
@@ -94,9 +115,7 @@ class GrpcServer:
         )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
-        )
+        _serve_reflection(self.server, [*self.service_names, health.SERVICE_NAME])
         self.port = 0
         self.health_port = 0
         self._health_server: grpc.aio.Server | None = None

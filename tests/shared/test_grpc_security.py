@@ -411,3 +411,21 @@ async def test_health_watch_streams_on_the_guarded_port_without_credentials(serv
         first = await watch.read()
         watch.cancel()
     assert first.status == health_pb2.HealthCheckResponse.SERVING
+
+
+@pytest.mark.parametrize("protocol", ["grpc-v1", "grpc-v1alpha"])
+async def test_buf_curl_lists_the_services_through_either_reflection_protocol(serve: Any, protocol: str) -> None:
+    buf = shutil.which("buf")
+    assert buf, "buf is needed (make setup installs it under .venv/buf)"
+    served = await serve()
+    command = [buf, "curl", "--protocol", "grpc", "--http2-prior-knowledge", "--reflect-protocol", protocol]
+    listed = await asyncio.to_thread(
+        subprocess.run,
+        [*command, "--list-methods", f"http://{served.address}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert f"{SERVICE}/GetDriftReport" in listed.stdout.split()
