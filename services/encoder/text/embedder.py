@@ -116,7 +116,10 @@ class Embedder:
     ) -> Embedder:
         import torch
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
 
+        # Service logs are JSON lines: no "Loading weights" progress bar in between.
+        transformers_logging.disable_progress_bar()
         if cuda_dtype not in CUDA_DTYPES:
             raise ValueError(f"cuda_dtype must be one of {', '.join(CUDA_DTYPES)}, got {cuda_dtype!r}")
         if torch_threads:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -128,3 +131,20 @@ def test_passes_run_in_the_model_thread_whoever_asks(embedder: Embedder) -> None
     model_thread = embedder.thread.call(threading.get_ident)
     assert ran_in == {model_thread}
     assert model_thread != threading.get_ident()
+
+
+def test_loading_the_model_writes_no_progress_bar_between_the_log_lines() -> None:
+    """A process of its own: the bar is written once per process, on the first load."""
+    script = (
+        "import logging, sys; logging.basicConfig(stream=sys.stdout);"
+        "from recsys.encoder.text.embedder import Embedder; Embedder.load().thread.close()"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert "Loading weights" not in loaded.stderr and "%|" not in loaded.stderr, loaded.stderr[-500:]
