@@ -1,4 +1,8 @@
-"""Regenerates the checked-in Python code for proto/recsys/v1 into shared/api (run: python proto/generate.py)."""
+"""Regenerates the checked-in Python code for proto/recsys/v1 into the client distribution's recsys_client/api.
+
+Run: python proto/generate.py (or make proto). The one copy lives in the light client (shared/client), which
+the services depend on.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +19,9 @@ GRPCIO_TOOLS_VERSION = "1.85.1"
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "proto"
-OUTPUT = ROOT / "shared" / "api"
+OUTPUT = ROOT / "shared" / "client" / "recsys_client" / "api"
 # protoc names imports after the .proto path (recsys.v1.x_pb2); inside the installed
-# package the generated modules live at recsys.shared.api.
+# package the generated modules live at recsys_client.api.
 _IMPORT = re.compile(r"^from recsys\.v1 import (\w+) as", re.MULTILINE)
 
 
@@ -44,7 +48,7 @@ def generate(out_dir: Path) -> list[Path]:
         written = []
         out_dir.mkdir(parents=True, exist_ok=True)
         for produced in sorted((Path(tmp) / "recsys" / "v1").iterdir()):
-            text = _IMPORT.sub(r"from recsys.shared.api import \1 as", produced.read_text())
+            text = _IMPORT.sub(r"from recsys_client.api import \1 as", produced.read_text())
             target = out_dir / produced.name
             target.write_text(text)
             written.append(target)

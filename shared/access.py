@@ -13,6 +13,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+# One error for unusable credentials, client side (the light client raises it) and server side;
+# re-exported (the `as` form) for the server code that raises and catches it.
+from recsys_client.credentials import CredentialsError as CredentialsError
+
 
 class Role(StrEnum):
     """What a caller may do; admin may do everything read may."""
@@ -55,10 +59,6 @@ def required_role(method: str) -> Role | None:
     if method in METHOD_ROLES:
         return METHOD_ROLES[method]
     return Role.ADMIN if service.startswith("recsys.") else Role.READ
-
-
-class CredentialsError(ValueError):
-    """A credentials file or variable that cannot be used; the message never contains a secret."""
 
 
 # Shorter tokens can be guessed; 16 characters of a random token are ~95 bits or more.

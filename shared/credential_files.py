@@ -1,64 +1,24 @@
 """Credentials read from files (Kubernetes Secrets mounted as volumes) and re-read when they change.
 
 A rotated Secret appears in a running pod as new files; checking the files' signatures on use (a
-`stat`, microseconds) picks it up without a restart, and `reload()` (SIGHUP) forces a re-read. A
-replacement that cannot be used (half written, a key that does not match its certificate) is logged
-and the previous credentials stay in force: a bad rotation never takes a server down.
+`stat`, microseconds: recsys_client.credentials.WatchedFiles, which the clients' token files use
+too) picks it up without a restart, and `reload()` (SIGHUP) forces a re-read. A replacement that
+cannot be used (half written, a key that does not match its certificate) is logged and the previous
+credentials stay in force: a bad rotation never takes a server down.
 """
 
 from __future__ import annotations
 
 import logging
 import ssl
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from recsys.shared.access import CredentialsError, TokenBook
 from recsys.shared.logs import log_event
+from recsys_client.credentials import WatchedFiles, file_signature
 
 _log = logging.getLogger(__name__)
-
-Signature = tuple[tuple[int, int, int], ...]
-
-
-def _signature(paths: tuple[Path, ...]) -> Signature:
-    """What changes when any of the files is replaced or rewritten (a missing file counts as a change)."""
-    result = []
-    for path in paths:
-        try:
-            stat = path.stat()
-            result.append((stat.st_ino, stat.st_size, stat.st_mtime_ns))
-        except OSError:
-            result.append((0, -1, 0))
-    return tuple(result)
-
-
-class WatchedFiles:
-    """Tells whether a set of files changed since they were last read (or a reload was asked for)."""
-
-    def __init__(self, paths: tuple[Path, ...]) -> None:
-        self.paths = paths
-        self._seen: Signature | None = None
-        self._forced = False
-        # gRPC's TLS layer asks from its own threads; the interceptors from the event loop.
-        self._lock = threading.Lock()
-
-    def reload(self) -> None:
-        self._forced = True
-
-    def changed(self) -> Signature | None:
-        """The files' new signature when they must be read again, else None."""
-        with self._lock:
-            now = _signature(self.paths)
-            if now == self._seen and not self._forced:
-                return None
-            self._forced = False
-            return now
-
-    def read(self, signature: Signature) -> None:
-        with self._lock:
-            self._seen = signature
 
 
 class TokenSource:
@@ -76,7 +36,7 @@ class TokenSource:
         self.configured = path is not None or bool(inline)
         if path is not None:
             self._book = self._inline + self._read_file(path)
-            self._watch.read(_signature((path,)))  # type: ignore[union-attr]
+            self._watch.read(file_signature((path,)))  # type: ignore[union-attr]
 
     @staticmethod
     def _read_file(path: Path) -> TokenBook:

@@ -1,9 +1,10 @@
-"""gRPC transport security and access control: TLS/mTLS on servers and channels, bearer tokens, roles.
+"""gRPC transport security and access control on the servers: TLS/mTLS, bearer tokens, roles.
 
 The wire side of recsys.shared.access: servers describe each caller (token, verified certificate
-names, loopback or not) and refuse what the policy refuses; channels present a token and verify the
-server. Certificates and tokens come from files and are re-read when they change (see
-recsys.shared.credential_files), so rotating a Kubernetes Secret needs no restart.
+names, loopback or not) and refuse what the policy refuses. Certificates and tokens come from files
+and are re-read when they change (see recsys.shared.credential_files), so rotating a Kubernetes
+Secret needs no restart. The client side (channels that present a token and verify the server) is
+the light client's recsys_client.security; `client_security` configures it from RECSYS_CLIENT_*.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import logging
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -28,9 +28,11 @@ from recsys.shared.access import (
     parse_identity_roles,
     required_role,
 )
-from recsys.shared.credential_files import CertificateFiles, KeyPair, TokenSource, WatchedFiles
+from recsys.shared.credential_files import CertificateFiles, KeyPair, TokenSource
 from recsys.shared.logs import log_event
+from recsys.shared.request_ids import REQUEST_ID_KEY, request_id
 from recsys.shared.settings import ConnectionSettings
+from recsys_client.security import ChannelSecurity
 
 _log = logging.getLogger(__name__)
 
@@ -170,8 +172,16 @@ class AccessControl(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     return
                 decision_refusal, message = decision.refusal, decision.message
             # The peer and method, never the token: logs are read by more people than hold credentials.
+            rid = request_id(handler_call_details.invocation_metadata)
+            context.set_trailing_metadata(((REQUEST_ID_KEY, rid),))
             log_event(
-                _log, "rpc_refused", logging.WARNING, method=method, peer=context.peer(), refusal=decision_refusal
+                _log,
+                "rpc_refused",
+                logging.WARNING,
+                method=method,
+                peer=context.peer(),
+                refusal=decision_refusal,
+                request_id=rid,
             )
             await context.abort(_REFUSALS[decision_refusal], message)
 
@@ -220,150 +230,15 @@ def _guarded_stream(behavior: Any, admit: Admit) -> Any:
 # --- clients ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ChannelSecurity:
-    """How a client reaches a server: TLS (with a CA, and a client certificate for mTLS) and a token.
-
-    A token is sent only over TLS or to this machine, unless `plaintext_token` says the network in
-    between is trusted: a bearer token read off the wire is as good as the caller's own.
-    """
-
-    token: str = field(default="", repr=False)
-    token_file: Path | None = None  # read at each call when changed, in place of `token` (rotation)
-    tls: bool = False
-    ca_file: Path | None = None  # None: the system's trusted CAs
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    server_name: str = ""  # the name the server's certificate must carry, when it is not the address's host
-    plaintext_token: bool = False
-
-    @classmethod
-    def from_settings(cls, settings: ConnectionSettings) -> ChannelSecurity:
-        return cls(
-            token=settings.client_token.get_secret_value(),
-            token_file=settings.client_token_file,
-            tls=settings.client_tls,
-            ca_file=settings.client_tls_ca_file,
-            cert_file=settings.client_tls_cert_file,
-            key_file=settings.client_tls_key_file,
-            server_name=settings.client_tls_server_name,
-            plaintext_token=settings.client_plaintext_token,
-        )
-
-    @property
-    def uses_tls(self) -> bool:
-        return bool(self.tls or self.ca_file or self.cert_file or self.key_file)
-
-    @property
-    def has_token(self) -> bool:
-        return bool(self.token or self.token_file)
-
-    def channel_credentials(self) -> grpc.ChannelCredentials | None:
-        if not self.uses_tls:
-            return None
-        if bool(self.cert_file) != bool(self.key_file):
-            raise CredentialsError("a client certificate and its key go together")
-        return grpc.ssl_channel_credentials(
-            root_certificates=self.ca_file.read_bytes() if self.ca_file else None,
-            private_key=self.key_file.read_bytes() if self.key_file else None,
-            certificate_chain=self.cert_file.read_bytes() if self.cert_file else None,
-        )
-
-
-class _TokenFile:
-    """The current token of a file, re-read when the file changes (a rotated Secret)."""
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._watch = WatchedFiles((path,))
-        self._token = ""
-        self()
-
-    def __call__(self) -> str:
-        signature = self._watch.changed()
-        if signature is not None:
-            try:
-                token = self._path.read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError) as exc:
-                if not self._token:
-                    raise CredentialsError(f"cannot read the client token file {self._path}: {exc}") from None
-                log_event(_log, "client_token_reload_failed", logging.ERROR, file=str(self._path))
-            else:
-                if token:
-                    self._token = token
-            self._watch.read(signature)
-        return self._token
-
-
-def _host_is_local(address: str) -> bool:
-    if address.startswith("unix:"):
-        return True
-    host = urllib.parse.urlsplit(f"//{address.removeprefix('dns:///')}").hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-class _BearerToken:
-    """Adds `authorization: Bearer <token>` to a call's metadata."""
-
-    def __init__(self, token: Callable[[], str]) -> None:
-        self._token = token
-
-    def _details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
-        metadata = grpc.aio.Metadata(*(details.metadata or ()), ("authorization", f"Bearer {self._token()}"))
-        return grpc.aio.ClientCallDetails(
-            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
-        )
-
-
-# grpc.aio files each interceptor under the first call shape it implements, so one class per shape.
-class _UnaryUnaryToken(_BearerToken, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
-    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(self._details(details), request)
-
-
-class _UnaryStreamToken(_BearerToken, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
-    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(self._details(details), request)
-
-
-class _StreamUnaryToken(_BearerToken, grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[misc]
-    async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
-        return await continuation(self._details(details), requests)
-
-
-class _StreamStreamToken(_BearerToken, grpc.aio.StreamStreamClientInterceptor):  # type: ignore[misc]
-    async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
-        return await continuation(self._details(details), requests)
-
-
-_TOKEN_INTERCEPTORS = (_UnaryUnaryToken, _UnaryStreamToken, _StreamUnaryToken, _StreamStreamToken)
-
-
-def open_channel(
-    address: str, security: ChannelSecurity | None = None, options: Sequence[tuple[str, Any]] = ()
-) -> grpc.aio.Channel:
-    """An aio channel to `address` with the given security (create it inside the running event loop)."""
-    security = security or ChannelSecurity()
-    options = list(options)
-    if security.server_name:
-        options.append(("grpc.ssl_target_name_override", security.server_name))
-    interceptors = None
-    if security.has_token:
-        if not (security.uses_tls or security.plaintext_token or _host_is_local(address)):
-            raise CredentialsError(
-                f"a token for {address} would travel in plaintext: connect with TLS, or set"
-                " RECSYS_CLIENT_PLAINTEXT_TOKEN where the network in between is trusted"
-            )
-        token_file = security.token_file
-        fixed = security.token
-        source: Callable[[], str] = _TokenFile(token_file) if token_file is not None else (lambda: fixed)
-        interceptors = [kind(source) for kind in _TOKEN_INTERCEPTORS]
-    credentials = security.channel_credentials()
-    if credentials is None:
-        return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
-    return grpc.aio.secure_channel(address, credentials, options=options, interceptors=interceptors)
+def client_security(settings: ConnectionSettings) -> ChannelSecurity:
+    """How this process (a service calling another, or the CLI) reaches recsys servers: RECSYS_CLIENT_*."""
+    return ChannelSecurity(
+        token=settings.client_token.get_secret_value(),
+        token_file=settings.client_token_file,
+        tls=settings.client_tls,
+        ca_file=settings.client_tls_ca_file,
+        cert_file=settings.client_tls_cert_file,
+        key_file=settings.client_tls_key_file,
+        server_name=settings.client_tls_server_name,
+        plaintext_token=settings.client_plaintext_token,
+    )

@@ -10,17 +10,19 @@ from typing import Any, TypeVar
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
+from prometheus_client import CollectorRegistry
 
 from recsys.shared.errors import InvalidRequest, NotFound, Overloaded, Unavailable
 from recsys.shared.grpc_limits import RequestLimits, ServerLimits
 from recsys.shared.grpc_security import AccessControl, ServerSecurity
 from recsys.shared.logs import log_event
+from recsys.shared.request_ids import REQUEST_ID_KEY, request_id
+from recsys.shared.rpc_metrics import RpcMetrics
 from recsys.shared.settings import ConnectionSettings
+from recsys_client.messages import MAX_MESSAGE_BYTES  # one limit for servers and clients
 
 _log = logging.getLogger(__name__)
 
-# Responses larger than this fail rather than go out (1,024 embeddings of 384 floats are 1.5 MiB).
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 _STATUS = {
     InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
@@ -50,9 +52,12 @@ def maps_errors(method: Handler) -> Handler:
         except Exception as exc:
             code = status_for(exc)
             if code is None:
-                log_event(_log, "rpc_failed", logging.ERROR, method=method.__name__, error=repr(exc))
+                rid = request_id(context.invocation_metadata())
+                context.set_trailing_metadata(((REQUEST_ID_KEY, rid),))
+                log_event(_log, "rpc_failed", logging.ERROR, method=method.__name__, request_id=rid, error=repr(exc))
                 await context.abort(
-                    grpc.StatusCode.INTERNAL, f"internal error in {method.__name__}; see the server log"
+                    grpc.StatusCode.INTERNAL,
+                    f"internal error in {method.__name__} (request id {rid}); see the server log",
                 )
             await context.abort(code, str(exc))  # type: ignore[arg-type]
 
@@ -85,7 +90,8 @@ class GrpcServer:
 
     `security`: TLS and who may call what (default: plaintext, reads open, state changes from loopback
     only). `health_address`: a second, plaintext server with only the health service, for Kubernetes
-    probes (they cannot speak TLS); it reports the same statuses.
+    probes (they cannot speak TLS); it reports the same statuses. `registry`: where the per-call metrics go
+    (grpc_server_*); a private one when not given.
     """
 
     def __init__(
@@ -95,6 +101,7 @@ class GrpcServer:
         limits: ServerLimits | None = None,
         security: ServerSecurity | None = None,
         health_address: str = "",
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.address = address
         self.service_names = list(service_names)
@@ -102,8 +109,13 @@ class GrpcServer:
         self.security = security or ServerSecurity()
         self.health_address = health_address
         self.server = grpc.aio.server(
-            # Credentials first: a caller who may not call is refused before its request is even decoded.
-            interceptors=[AccessControl(self.security), RequestLimits(self.limits)],
+            # Metrics outermost, so refused calls are counted with their codes; then credentials: a caller who
+            # may not call is refused before its request is even decoded.
+            interceptors=[
+                RpcMetrics(registry or CollectorRegistry()),
+                AccessControl(self.security),
+                RequestLimits(self.limits),
+            ],
             # Past it a call is RESOURCE_EXHAUSTED before it starts: what calls in flight hold is bounded.
             maximum_concurrent_rpcs=self.limits.max_concurrent_rpcs,
             options=[
@@ -122,7 +134,13 @@ class GrpcServer:
 
     @classmethod
     def from_settings(
-        cls, host: str, port: int, health_port: int, service_names: Iterable[str], settings: ConnectionSettings
+        cls,
+        host: str,
+        port: int,
+        health_port: int,
+        service_names: Iterable[str],
+        settings: ConnectionSettings,
+        registry: CollectorRegistry | None = None,
     ) -> GrpcServer:
         """A service's server as its settings describe it (raises CredentialsError for unusable files)."""
         return cls(
@@ -131,6 +149,7 @@ class GrpcServer:
             ServerLimits.from_settings(settings),
             ServerSecurity.from_settings(settings),
             health_address=f"{host}:{health_port}" if health_port >= 0 else "",
+            registry=registry,
         )
 
     async def start(self) -> int:

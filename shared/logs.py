@@ -1,12 +1,19 @@
-"""Structured logging: one line per event with key/value fields, JSON when not on a terminal."""
+"""Structured logging: one line per event with key/value fields.
+
+Services (`recsys run`) write JSON lines on stdout and nothing else: Python warnings and uncaught errors of
+any thread become log lines too, so a log shipper never meets a line it cannot parse. Other commands keep
+stdout for their output and log on stderr (text on a terminal).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
+import threading
 import time
-from typing import Any
+from types import TracebackType
+from typing import Any, TextIO
 
 
 class _JsonFormatter(logging.Formatter):
@@ -33,16 +40,40 @@ class _TextFormatter(logging.Formatter):
         return text
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Sets up the root logger once per process."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_TextFormatter() if sys.stderr.isatty() else _JsonFormatter())
+def configure_logging(level: str = "INFO", *, service: bool = False, log_format: str = "") -> None:
+    """Sets up the root logger once per process: a service's JSON lines on stdout, a tool's logs on stderr.
+
+    log_format "json" or "text" overrides the default (JSON for a service; for a tool, text on a terminal).
+    """
+    stream: TextIO = sys.stdout if service else sys.stderr
+    text = log_format == "text" or (not log_format and not service and stream.isatty())
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(_TextFormatter() if text else _JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # What Python would print as free text on stderr goes through the same handler instead.
+    logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
+    threading.excepthook = _log_uncaught_in_thread
     # Libraries that log every request at INFO drown the events that matter.
     for noisy in ("httpx", "faststream", "faststream.access.redis", "recsys.broker"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _log_uncaught(kind: type[BaseException], error: BaseException, trace: TracebackType | None) -> None:
+    logging.getLogger("recsys").critical("uncaught_exception", exc_info=(kind, error, trace))
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_value is None or isinstance(args.exc_value, SystemExit):
+        return
+    thread = args.thread.name if args.thread is not None else ""
+    logging.getLogger("recsys").critical(
+        "uncaught_exception",
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+        extra={"fields": {"thread": thread}},
+    )
 
 
 def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:

@@ -4,7 +4,29 @@ from __future__ import annotations
 
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    start_http_server,
+)
+
+
+def service_registry() -> CollectorRegistry:
+    """A registry for one service with the process's own metrics in it: CPU seconds, resident memory, open
+    file descriptors (process_*), garbage collections (python_gc_*) and the interpreter (python_info).
+
+    Services in one process (`recsys run all`) each report the same process figures under their own job.
+    """
+    # No `<counter>_created` series: they double what every scrape stores, and nothing here reads them.
+    disable_created_metrics()
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    GCCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    return registry
 
 
 class MetricsEndpoint:

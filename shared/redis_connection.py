@@ -5,7 +5,7 @@ and RECSYS_REDIS_PASSWORD do the same without putting the password in the URL (s
 ConfigMap and the password in a Secret). The CA and client certificate files (for a server started
 with `--tls-auth-clients yes`) come from RECSYS_REDIS_TLS_*.
 Every Redis client and FastStream broker of the project is made from these options, so the same
-settings reach all of them.
+settings reach all of them, the event publisher of the CLI and the tests included.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 from recsys.shared.access import CredentialsError
 from recsys.shared.settings import ConnectionSettings
+from recsys_client.publisher import AsyncEventPublisher
 
 
 def redis_options(settings: ConnectionSettings) -> dict[str, Any]:
@@ -49,3 +50,9 @@ def connect_redis(settings: ConnectionSettings, **extra: Any) -> Redis:
     return Redis.from_url(
         settings.redis_url, max_connections=settings.redis_max_connections, **redis_options(settings), **extra
     )
+
+
+def event_publisher(settings: ConnectionSettings) -> AsyncEventPublisher[Redis]:
+    """The light client's publisher on the settings' streams (RECSYS_STREAM_PREFIX), as a `publisher`
+    ACL user or whoever the settings log in as; closing it closes its Redis client."""
+    return AsyncEventPublisher(connect_redis(settings), stream_prefix=settings.stream_prefix, owns_redis=True)

@@ -109,6 +109,12 @@ class ConnectionSettings(BaseSettings):
     stream_retention_interval_s: float = Field(
         30.0, gt=0, description="How often consumed streams are trimmed and idle consumers removed."
     )
+    stream_metrics_interval_s: float = Field(
+        15.0,
+        gt=0,
+        description="How often each service measures the backlog of the streams it reads (lengths, lags, pending,"
+        " oldest pending age, dead letters) for its metrics.",
+    )
     consumer_expiry_s: float = Field(
         3600.0, gt=0, description="A consumer with nothing pending is removed from its group after this long idle."
     )
@@ -181,6 +187,11 @@ class ConnectionSettings(BaseSettings):
         " answer?) are checked and reported through gRPC health.",
     )
     log_level: str = Field("INFO", description="Python log level.")
+    log_format: Literal["json", "text", ""] = Field(
+        "",
+        description="json: one JSON object per line; text: for a person at a terminal. Empty: services"
+        " (`recsys run`) write JSON on stdout, other commands text on a terminal and JSON otherwise, on stderr.",
+    )
 
     @property
     def streams(self) -> StreamNames:

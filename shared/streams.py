@@ -48,6 +48,7 @@ from recsys.shared.lifecycle import cancel_and_wait
 from recsys.shared.logs import log_event
 from recsys.shared.settings import ConnectionSettings, StreamNames
 from recsys.shared.stream_acks import AckBatcher
+from recsys.shared.stream_backlog import measure_backlog
 from recsys.shared.stream_entries import StreamEntry, read_entry
 from recsys.shared.stream_failures import FailureLedger, is_transient
 from recsys.shared.stream_metrics import StreamMetrics
@@ -175,6 +176,7 @@ class StreamConsumer:
         self.stream = stream
         self._writes_dead_letters = dead_letters
         self._metrics = metrics or StreamMetrics(CollectorRegistry())
+        self._metrics.start_counting(stream, group)
         self.group = group
         self.consumer = consumer
         self.dead_letter_stream = StreamNames.dead_letter(stream)
@@ -442,6 +444,7 @@ class StreamSubscriptions:
         max_connections: int = 1024,
         retention: RetentionPolicy | None = None,
         retention_interval_s: float = 30.0,
+        backlog_interval_s: float = 15.0,
         supervise_interval_s: float = 1.0,
         on_cap: CapHandler | None = None,
         registry: CollectorRegistry | None = None,
@@ -455,6 +458,7 @@ class StreamSubscriptions:
         self._grace_s = grace_s
         self._retention = retention or RetentionPolicy()
         self._retention_interval_s = retention_interval_s
+        self._backlog_interval_s = backlog_interval_s
         self._supervise_interval_s = supervise_interval_s
         self._on_cap = on_cap
         self.consumers: list[StreamConsumer] = []
@@ -478,6 +482,7 @@ class StreamSubscriptions:
             max_connections=settings.redis_max_connections,
             retention=RetentionPolicy.from_settings(settings),
             retention_interval_s=settings.stream_retention_interval_s,
+            backlog_interval_s=settings.stream_metrics_interval_s,
             on_cap=alert_on_cap(redis, settings.streams.alerts),
             registry=registry,
             redis_options=redis_connection.redis_options(settings),
@@ -524,6 +529,7 @@ class StreamSubscriptions:
             asyncio.create_task(self._supervise(), name="streams-supervisor"),
             asyncio.create_task(self._keep_claims(), name="streams-claims"),
             asyncio.create_task(self._enforce_retention(), name="streams-retention"),
+            asyncio.create_task(self._measure_backlogs(), name="streams-backlog"),
         ]
 
     async def stop(self) -> None:
@@ -619,9 +625,16 @@ class StreamSubscriptions:
                 except Exception as exc:  # Redis away: the next pass catches up
                     log_event(_log, "stream_retention_failed", logging.WARNING, stream=stream, error=repr(exc))
                     continue
-                self.metrics.length.labels(stream).set(report.length)
                 self.metrics.dropped_unread.labels(stream).inc(report.dropped_unread)
-                for group, (lag, pending) in report.groups.items():
-                    self.metrics.lag.labels(stream, group).set(lag)
-                    self.metrics.pending.labels(stream, group).set(pending)
             await asyncio.sleep(self._retention_interval_s)
+
+    async def _measure_backlogs(self) -> None:
+        """Sets the backlog gauges of every stream read here, from the first moment on and then every interval."""
+        streams = {c.stream: c.dead_letter_stream for c in self.consumers}
+        while True:
+            for stream, dead_letter_stream in streams.items():
+                try:
+                    self.metrics.record_backlog(await measure_backlog(self._redis, stream, dead_letter_stream))
+                except Exception as exc:  # Redis away: the gauges keep their last values; health says the rest
+                    log_event(_log, "stream_backlog_not_measured", logging.WARNING, stream=stream, error=repr(exc))
+            await asyncio.sleep(self._backlog_interval_s)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,11 +15,15 @@ from recsys.shared.points import ItemField, PayloadField, UserField
 ROOT = Path(__file__).resolve().parents[1]
 # The one mapping between folders and import names (pyproject.toml, README "Where things live").
 FOLDERS = {"recsys": ROOT / "services", "recsys.shared": ROOT / "shared"}
-GENERATED = ROOT / "shared" / "api"
+# The light client: a distribution of its own (shared/client/pyproject.toml) inside shared/, not part of recsys.shared.
+CLIENT = ROOT / "shared" / "client"
+CLIENT_PACKAGE = CLIENT / "recsys_client"
+GENERATED = CLIENT_PACKAGE / "api"
 
 
 def module_name(path: Path) -> str:
-    for package, folder in sorted(FOLDERS.items(), key=lambda pair: -len(str(pair[1]))):
+    packages = {**FOLDERS, "recsys_client": CLIENT_PACKAGE}
+    for package, folder in sorted(packages.items(), key=lambda pair: -len(str(pair[1]))):
         if path.is_relative_to(folder):
             parts = path.relative_to(folder).with_suffix("").parts
             return ".".join((package, *(p for p in parts if p != "__init__")))
@@ -73,11 +78,79 @@ def test_no_service_imports_the_offline_tools_or_the_command_line(tooling: str) 
     assert offenders == []
 
 
+# What a build leaves in a source folder (`pip install ./shared/client` builds in place): not the layout.
+BUILD_OUTPUTS = {"build", "dist"}
+
+
+def source_inits(folder: Path) -> Iterator[Path]:
+    """The __init__.py files of the source packages under a folder, build outputs left out."""
+    for init in folder.rglob("__init__.py"):
+        parts = init.relative_to(folder).parts
+        if not any(part in BUILD_OUTPUTS or part.endswith(".egg-info") for part in parts):
+            yield init
+
+
+def package_inits(folder: Path) -> Iterator[Path]:
+    """The __init__.py files of the packages under a folder of the recsys distribution (the client's are its own)."""
+    return (init for init in source_inits(folder) if not init.is_relative_to(CLIENT))
+
+
 def test_every_package_folder_is_installed() -> None:
     configured = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     assert configured["package-dir"] == {name: folder.name for name, folder in FOLDERS.items()}
-    packages = {module_name(init) for folder in FOLDERS.values() for init in folder.rglob("__init__.py")}
+    packages = {module_name(init) for folder in FOLDERS.values() for init in package_inits(folder)}
     assert sorted(packages) == sorted(configured["packages"])
+
+
+def test_the_client_is_a_distribution_of_its_own_that_the_services_require_at_its_version() -> None:
+    client = tomllib.loads((CLIENT / "pyproject.toml").read_text())
+    assert not (CLIENT / "__init__.py").exists(), "shared/client is no package of recsys.shared"
+    packages = {module_name(init) for init in source_inits(CLIENT)}
+    assert sorted(packages) == sorted(client["tool"]["setuptools"]["packages"])
+    assert (CLIENT_PACKAGE / "py.typed").is_file()
+    assert sorted(p.stem for p in GENERATED.glob("*_pb2.pyi")) == sorted(p.stem for p in GENERATED.glob("*_pb2.py"))
+    assert client["project"]["dependencies"] == ["grpcio>=1.85.1,<2", "protobuf>=7.35.1,<8"]
+    server = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert f"{client['project']['name']}=={client['project']['version']}" in server["dependencies"]
+
+
+# What the light client may import: no pydantic, no settings, nothing of the services, so that it installs
+# with grpcio and protobuf alone. redis only where EventPublisher.connect imports it (the `redis` extra).
+CLIENT_IMPORTS = ("grpc", "google.protobuf", "recsys_client")
+OPTIONAL_IMPORT = ("redis", CLIENT_PACKAGE / "publisher.py", "_import_redis")
+
+
+def _imports_by_function(path: Path) -> Iterator[tuple[str, str]]:
+    """(module, name of the enclosing function or "") for every import of a file."""
+
+    def visit(node: ast.AST, function: str) -> Iterator[tuple[str, str]]:
+        if isinstance(node, ast.Import):
+            yield from ((alias.name, function) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module, function
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            function = node.name
+        for child in ast.iter_child_nodes(node):
+            yield from visit(child, function)
+
+    yield from visit(ast.parse(path.read_text(), str(path)), "")
+
+
+def test_the_client_imports_only_the_standard_library_grpc_and_protobuf() -> None:
+    offenders = []
+    for path in sorted(CLIENT_PACKAGE.rglob("*.py")):  # the generated code too
+        for module, function in _imports_by_function(path):
+            top = module.split(".")[0]
+            if (
+                top in sys.stdlib_module_names
+                or top == "__future__"
+                or any(reaches({module}, a) for a in CLIENT_IMPORTS)
+            ):
+                continue
+            if (top, path, function) == OPTIONAL_IMPORT:
+                continue
+            offenders.append(f"{module_name(path)} imports {module}" + (f" in {function}()" if function else ""))
+    assert offenders == []
 
 
 PAYLOAD_KEYS = {
@@ -137,7 +210,7 @@ def _mapped_folders(readme: str) -> set[str]:
 def test_the_readme_map_names_every_package_folder() -> None:
     mapped = _mapped_folders((ROOT / "README.md").read_text())
     roots = {folder.name + "/" for folder in FOLDERS.values()}  # the rule above the map names these
-    packages = {init.parent for folder in FOLDERS.values() for init in folder.rglob("__init__.py")}
+    packages = {init.parent for folder in FOLDERS.values() for init in source_inits(folder)}  # the client's too
     folders = {str(package.relative_to(ROOT)) + "/" for package in packages}
     assert sorted(folders - mapped - roots) == []
     assert sorted(f for f in mapped if not (ROOT / f).is_dir()) == []

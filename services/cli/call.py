@@ -18,9 +18,10 @@ from google.protobuf import descriptor_pool, json_format, message_factory
 from google.protobuf.descriptor import MethodDescriptor
 
 from recsys.shared.access import CredentialsError
-from recsys.shared.api import encoder_pb2, monitor_pb2, recommender_pb2
-from recsys.shared.grpc_security import ChannelSecurity, open_channel
+from recsys.shared.grpc_security import client_security
 from recsys.shared.settings import ConnectionSettings
+from recsys_client.api import encoder_pb2, monitor_pb2, recommender_pb2
+from recsys_client.security import ChannelSecurity, open_channel
 
 HELP = "call a recsys RPC with a JSON request (TLS, mTLS and token options; defaults from RECSYS_CLIENT_*)"
 QUIET = True
@@ -63,7 +64,7 @@ def find_method(name: str) -> MethodDescriptor:
 
 
 def security_from(args: argparse.Namespace, settings: ConnectionSettings) -> ChannelSecurity:
-    defaults = ChannelSecurity.from_settings(settings)
+    defaults = client_security(settings)
     token, token_file = defaults.token, defaults.token_file
     if args.token:
         token, token_file = args.token, None

@@ -11,14 +11,18 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from qdrant_client import models
 
 from recsys.cli.runner import RunningSystem, start_system, wait_ready
-from recsys.shared.api import common_pb2
-from recsys.shared.client import EventPublisher, MonitorClient, RecommenderClient
 from recsys.shared.ids import point_id
 from recsys.shared.points import ITEMS, USERS, ItemField, UserField
+from recsys.shared.redis_connection import event_publisher
+from recsys_client import events
+from recsys_client.aio import MonitorClient, RecommenderClient
+from recsys_client.api import common_pb2
+from recsys_client.publisher import AsyncEventPublisher
 
 HELP = "run the whole system on a small built-in catalog and traffic, then print three feeds"
 QUIET = True
@@ -51,20 +55,14 @@ def demo_catalog() -> list[dict[str, object]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-async def _publish_traffic(publisher: EventPublisher) -> int:
+async def _publish_traffic(publisher: AsyncEventPublisher[Any]) -> int:
     count = 0
     start = time.time() - 3600
     for user, actions in DEMO_TRAFFIC:
         for step, (item_id, kind) in enumerate(actions):
-            data = {
-                "event_id": f"demo-{user}-{step}",
-                "user_id": user,
-                "item_id": item_id,
-                "type": kind,
-                "session_id": f"{user}-s1",
-                "ts": start + 60 * step,
-            }
-            await publisher.publish_raw(publisher.streams.interactions, "interaction", data)
+            await publisher.record_interaction(
+                f"demo-{user}-{step}", user, item_id, kind, session_id=f"{user}-s1", ts=start + 60 * step
+            )
             count += 1
     return count
 
@@ -77,10 +75,10 @@ async def _wait_until(check: Callable[[], Awaitable[bool]], what: str, timeout_s
         await asyncio.sleep(0.1)
 
 
-async def _ingest(system: RunningSystem, publisher: EventPublisher, catalog: list[dict[str, object]]) -> int:
+async def _ingest(system: RunningSystem, publisher: AsyncEventPublisher[Any], catalog: list[dict[str, object]]) -> int:
     """Publishes the catalog, then (once it is embedded, as a shop would) the traffic; waits for both."""
     for item in catalog:
-        await publisher.publish_raw(publisher.streams.items, "item.upserted", item)
+        await publisher.publish(publisher.items_stream, {"event": events.ITEM_UPSERTED, "data": json.dumps(item)})
 
     async def catalog_stored() -> bool:
         return (await system.store.client.count(ITEMS, exact=True)).count >= len(catalog)
@@ -146,7 +144,10 @@ async def run_demo(data_dir: Path | None = None) -> int:
         overrides: dict[str, object] = {
             "data_dir": data_dir or Path(tmp),
             "stream_prefix": prefix,
-            **{f"{name}_port": 0 for name in ("encoder", "recommender", "monitor", "metrics", "encoder_metrics")},
+            **{
+                f"{name}_port": 0
+                for name in ("encoder", "recommender", "monitor", "metrics", "encoder_metrics", "recommender_metrics")
+            },
             **{f"{name}_host": "127.0.0.1" for name in ("encoder", "recommender", "monitor")},
             # Windows small enough for the demo catalog: its first 20 items against its last 20.
             "reference_size": 20,
@@ -161,13 +162,13 @@ async def run_demo(data_dir: Path | None = None) -> int:
             await wait_ready(system)
             print(f"ready after {time.monotonic() - started:.1f} s; publishing the demo catalog, then traffic")
             catalog = demo_catalog()
-            async with EventPublisher.from_settings(system.settings) as publisher:
+            async with event_publisher(system.settings) as publisher:
                 interactions = await _ingest(system, publisher, catalog)
                 print(f"{len(catalog)} items and {interactions} interactions ingested")
                 first = await _show_feeds(system, catalog, started)
         finally:
             await system.stop()
-        async with EventPublisher.from_settings(system.settings) as publisher:
+        async with event_publisher(system.settings) as publisher:
             await publisher.redis.delete(*[key async for key in publisher.redis.scan_iter(f"{prefix}:*")])
     print(f"\nfirst recommendation {first:.1f} s after start; demo done in {time.monotonic() - started:.1f} s")
     return 0

@@ -18,9 +18,11 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("run",): "recsys.cli.serve",
     ("publish",): "recsys.cli.publish",
     ("call",): "recsys.cli.call",
+    ("health",): "recsys.cli.health",
     ("demo",): "recsys.cli.demo",
     ("settings",): "recsys.cli.settings_doc",
     ("secrets",): "recsys.cli.make_secrets",
+    ("contracts",): "recsys.cli.contracts",
     ("bench", "encoder"): "recsys.cli.bench_encoder",
     ("eval",): "recsys.cli.evaluate",
     ("report",): "recsys.cli.report",
@@ -65,7 +67,14 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     command: Command = args.command_module
     quiet = command.QUIET and "RECSYS_LOG_LEVEL" not in os.environ
-    configure_logging("WARNING" if quiet else ConnectionSettings().log_level)
+    settings = ConnectionSettings()
+    configure_logging(
+        "WARNING" if quiet else settings.log_level,
+        # Commands that run services (RUNS_SERVICES) log JSON lines on stdout; the others keep stdout for their
+        # output and log on stderr.
+        service=getattr(command, "RUNS_SERVICES", False),
+        log_format=settings.log_format,
+    )
     sys.exit(command.run(args))
 
 

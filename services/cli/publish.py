@@ -11,7 +11,6 @@ from typing import Literal
 
 from tqdm import tqdm
 
-from recsys.shared.client import EventPublisher
 from recsys.shared.events import (
     INTERACTION_EVENT,
     ItemEventType,
@@ -19,6 +18,7 @@ from recsys.shared.events import (
     parse_interaction,
     parse_item_event,
 )
+from recsys.shared.redis_connection import event_publisher
 from recsys.shared.settings import ConnectionSettings
 
 EventKind = Literal["items", "interactions"]
@@ -67,8 +67,8 @@ async def publish_file(settings: ConnectionSettings, kind: EventKind, path: Path
     lines = [line for line in path.read_text().splitlines() if line.strip()]
     problems: list[str] = []
     published = 0
-    async with EventPublisher.from_settings(settings) as publisher:
-        stream = publisher.streams.items if kind == "items" else publisher.streams.interactions
+    async with event_publisher(settings) as publisher:
+        stream = publisher.items_stream if kind == "items" else publisher.interactions_stream
         pipe = publisher.redis.pipeline(transaction=False)
         for number, line in enumerate(tqdm(lines, desc=f"publishing {kind}", unit="event"), start=1):
             try:

@@ -7,6 +7,7 @@ import asyncio
 import gc
 import logging
 import signal
+import sys
 from pathlib import Path
 
 from recsys.cli.runner import ServiceName, start_system
@@ -17,6 +18,7 @@ _log = logging.getLogger(__name__)
 
 HELP = "run services until SIGTERM/SIGINT: all in one process, or one of them"
 QUIET = False
+RUNS_SERVICES = True
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.role != EncoderRole.ALL and args.service != "encoder":
-        print("--role applies to `recsys run encoder` only")
+        print("--role applies to `recsys run encoder` only", file=sys.stderr)
         return 2
     overrides: dict[str, object] = {"data_dir": args.data_dir} if args.data_dir else {}
     names: tuple[ServiceName, ...] = ("encoder", "recommender", "monitor") if args.service == "all" else (args.service,)

@@ -14,7 +14,6 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from recsys.encoder.keyed_locks import KeyedLocks
@@ -25,7 +24,7 @@ from recsys.shared.errors import Unavailable
 from recsys.shared.grpc_server import GrpcServer
 from recsys.shared.health import HealthReporter, redis_answers, store_answers
 from recsys.shared.logs import log_event
-from recsys.shared.metrics_endpoint import MetricsEndpoint
+from recsys.shared.metrics_endpoint import MetricsEndpoint, service_registry
 from recsys.shared.store import VectorStore
 from recsys.shared.streams import StreamSubscriptions
 
@@ -63,7 +62,7 @@ class EncoderService:
         self.role = role
         self.ready = asyncio.Event()
         self._embedder = embedder
-        self.registry = CollectorRegistry()
+        self.registry = service_registry()
         self._metrics = MetricsEndpoint(self.registry)
         self.text_role: TextRole | None = None
         self.interactions_role: InteractionsRole | None = None
@@ -123,6 +122,7 @@ class EncoderService:
                 settings.encoder_health_port,
                 [name for role in self.roles for name in role.grpc_services],
                 settings,
+                self.registry,
             )
             for role in self.roles:
                 role.register(self._grpc.server)

@@ -26,7 +26,6 @@ from recsys.monitor.state_store import StateStore
 from recsys.monitor.traffic import TrafficPolicy, TrafficWatch
 from recsys.monitor.vector_source import VectorSource
 from recsys.monitor.windows import WindowPolicy
-from recsys.shared.api import monitor_pb2, monitor_pb2_grpc
 from recsys.shared.errors import InvalidRequest, Unavailable
 from recsys.shared.events import EmbeddingNotice, MalformedEvent, parse_interaction
 from recsys.shared.grpc_server import GrpcServer
@@ -37,6 +36,7 @@ from recsys.shared.metrics_endpoint import MetricsEndpoint
 from recsys.shared.store import VectorStore
 from recsys.shared.stream_retention import STREAM_CAPPED_EVENT
 from recsys.shared.streams import ConsumerPolicy, StreamSubscriptions
+from recsys_client.api import monitor_pb2, monitor_pb2_grpc
 
 _log = logging.getLogger(__name__)
 
@@ -127,6 +127,7 @@ class MonitorService:
             self.settings.monitor_health_port,
             [SERVICE_NAME],
             self.settings,
+            self.metrics.registry,
         )
         monitor_pb2_grpc.add_MonitorServiceServicer_to_server(MonitorServicer(self), self._grpc.server)
         self._port = await self._grpc.start()

@@ -12,9 +12,9 @@ from recsys.monitor.alerts import AlertRecord
 from recsys.monitor.anomalies import Anomaly
 from recsys.monitor.drift import DriftReport
 from recsys.monitor.geometry import WindowProfile
-from recsys.shared.api import monitor_pb2, monitor_pb2_grpc
 from recsys.shared.grpc_server import maps_errors, status_for
 from recsys.shared.logs import log_event
+from recsys_client.api import monitor_pb2, monitor_pb2_grpc
 
 _log = logging.getLogger(__name__)
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import Counter, Gauge
 
+from recsys.monitor.alerts import ANOMALY_EVENT, DRIFT_EVENT
 from recsys.monitor.anomalies import Anomaly
 from recsys.monitor.drift import DriftReport
+from recsys.shared.metrics_endpoint import service_registry
 
 
 class MonitorMetrics:
     """One registry per service instance, so several monitors in one process (tests) never collide."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+        self.registry = service_registry()
         labels = ["space"]
         self.mmd2 = Gauge(
             "recsys_drift_mmd2", "Unbiased MMD² of current vs reference window", labels, registry=self.registry
@@ -50,6 +52,8 @@ class MonitorMetrics:
             registry=self.registry,
         )
         self.alerts = Counter("recsys_alerts", "Alerts published", ["event"], registry=self.registry)
+        for event in (DRIFT_EVENT, ANOMALY_EVENT):  # at 0 from the start, so increase() sees the first one
+            self.alerts.labels(event)
         self.window_size = Gauge(
             "recsys_window_vectors", "Vectors in a window", ["space", "window"], registry=self.registry
         )

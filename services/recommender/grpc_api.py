@@ -9,9 +9,9 @@ import grpc
 from recsys.recommender.feeds import FeedControls, Feeds
 from recsys.recommender.filters import Condition, ItemFilter, NumericRange
 from recsys.recommender.recommendations import Feed
-from recsys.shared.api import common_pb2, recommender_pb2, recommender_pb2_grpc
 from recsys.shared.errors import InvalidRequest, Unavailable
 from recsys.shared.grpc_server import maps_errors
+from recsys_client.api import common_pb2, recommender_pb2, recommender_pb2_grpc
 
 SERVICE_NAME = recommender_pb2.DESCRIPTOR.services_by_name["RecommenderService"].full_name
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import grpc
 
-from recsys.shared.client import EncoderClient
 from recsys.shared.errors import InvalidRequest, Overloaded, Unavailable
+from recsys_client.aio import EncoderClient
 
 
 class EncoderQueryEmbedder:

@@ -20,6 +20,12 @@ class RecommenderSettings(ConnectionSettings):
         description="Port of a plaintext server with only gRPC health, for Kubernetes probes (they cannot speak"
         " TLS); -1 serves none, 0 picks a free one.",
     )
+    recommender_metrics_port: int = Field(
+        9092,
+        ge=-1,
+        le=65535,
+        description="Prometheus /metrics port of the recommender; 0 picks a free one, -1 serves none.",
+    )
     encoder_address: str = Field("127.0.0.1:50051", description="The encoder's gRPC address; SearchItems embeds there.")
     encoder_timeout_s: float = Field(5.0, gt=0, description="Longest SearchItems waits for the query embedding.")
 

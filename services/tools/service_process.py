@@ -72,6 +72,7 @@ class ServiceProcess:
             **{f"RECSYS_{name.upper()}_HOST": "127.0.0.1" for name in self.ports},
             **{f"RECSYS_{name.upper()}_PORT": str(port) for name, port in self.ports.items()},
             "RECSYS_ENCODER_METRICS_PORT": str(self.metrics_port),
+            "RECSYS_RECOMMENDER_METRICS_PORT": "-1",
             "RECSYS_METRICS_PORT": "-1",
             "RECSYS_LOG_LEVEL": os.environ.get("RECSYS_LOG_LEVEL", "WARNING"),
             "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),

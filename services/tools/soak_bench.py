@@ -24,8 +24,8 @@ from typing import Any
 import grpc
 from redis.asyncio import Redis
 
-from recsys.shared.api import recommender_pb2, recommender_pb2_grpc
 from recsys.tools.service_process import ServiceProcess
+from recsys_client.api import recommender_pb2, recommender_pb2_grpc
 
 
 @dataclass(frozen=True)

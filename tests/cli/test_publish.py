@@ -10,8 +10,9 @@ from pathlib import Path
 
 from redis import Redis
 
-from recsys.shared.client import EventPublisher
 from recsys.shared.events import Interaction, InteractionType, ItemUpserted, parse_interaction, parse_item_event
+from recsys.shared.redis_connection import event_publisher
+from recsys.shared.settings import ConnectionSettings
 from tests.support import stream_entries
 
 
@@ -41,12 +42,12 @@ def test_publish_command_validates_each_line_and_publishes_the_good_ones(redis_u
     assert [(type(e).__name__, e.item_id) for e in events] == [("ItemUpserted", "m1"), ("ItemDeleted", "m0")]
 
 
-async def test_python_client_publishes_what_the_consumers_parse(redis_url: str) -> None:
+async def test_the_publisher_of_the_settings_publishes_what_the_consumers_parse(redis_url: str) -> None:
     item = ItemUpserted(item_id="m1", title="Alien", attributes={"year": 1979}, version=2, ts=5.0)
     interaction = Interaction(event_id="e1", user_id="u1", item_id="m1", type=InteractionType.LIKE, ts=6.0)
-    async with EventPublisher(redis_url, "py") as publisher:
-        item_entry = await publisher.publish_item(item)
-        interaction_entry = await publisher.publish_interaction(interaction)
+    async with event_publisher(ConnectionSettings(redis_url=redis_url, stream_prefix="py")) as publisher:
+        item_entry = await publisher.upsert_item("m1", "Alien", attributes={"year": 1979}, version=2, ts=5.0)
+        interaction_entry = await publisher.record_interaction("e1", "u1", "m1", "like", ts=6.0)
 
     redis = Redis.from_url(redis_url)
     [(item_id, item_fields)] = stream_entries(redis, "py:items")

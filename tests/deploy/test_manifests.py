@@ -18,8 +18,8 @@ from recsys.encoder.interactions.role import InteractionsRole
 from recsys.encoder.settings import EncoderSettings
 from recsys.monitor.settings import MonitorSettings
 from recsys.recommender.settings import RecommenderSettings
-from recsys.shared.api import encoder_pb2, monitor_pb2, recommender_pb2
 from recsys.shared.settings import ConnectionSettings
+from recsys_client.api import encoder_pb2, monitor_pb2, recommender_pb2
 from tests.deploy.manifests import (
     DEPLOY_DIR,
     Manifest,
@@ -81,7 +81,7 @@ WORKLOADS = {
 }
 ENCODER_ROLES = ("encoder-text", "encoder-interactions")
 
-CUSTOM_RESOURCE_GROUPS = {"keda.sh", "cert-manager.io"}
+CUSTOM_RESOURCE_GROUPS = {"keda.sh", "cert-manager.io", "monitoring.coreos.com"}
 
 
 def _group(document: Manifest) -> str:
@@ -133,7 +133,8 @@ def test_production_documents_validate_except_the_custom_resources(production: l
     keda = {("ScaledObject", name) for name in ENCODER_ROLES} | {("TriggerAuthentication", "recsys-redis-keda")}
     certificates = {("Certificate", name) for name in ("recsys-ca", "recsys-grpc", "recsys-redis")}
     issuers = {("Issuer", "recsys-selfsigned"), ("Issuer", "recsys-ca")}
-    assert {(d["kind"], d["metadata"]["name"]) for d in custom} == keda | certificates | issuers
+    monitoring = {("PodMonitor", "recsys"), ("PrometheusRule", "recsys")}
+    assert {(d["kind"], d["metadata"]["name"]) for d in custom} == keda | certificates | issuers | monitoring
     assert schema_problems([d for d in production if d not in custom], version) == []
 
 
@@ -449,25 +450,31 @@ def _memory_bytes(quantity: str) -> int:
     return int(quantity)
 
 
-@pytest.mark.parametrize("name", ENCODER_ROLES)
-def test_encoder_roles_serve_prometheus_metrics_where_the_scrape_annotations_point(
+# Each workload: its container and the setting that names its metrics port.
+METRICS_PORTS = {
+    "encoder-text": ("encoder", "RECSYS_ENCODER_METRICS_PORT"),
+    "encoder-interactions": ("encoder", "RECSYS_ENCODER_METRICS_PORT"),
+    "recommender": ("recommender", "RECSYS_RECOMMENDER_METRICS_PORT"),
+    "monitor": ("monitor", "RECSYS_METRICS_PORT"),
+}
+
+
+@pytest.mark.parametrize("name", METRICS_PORTS)
+def test_every_service_serves_prometheus_metrics_on_a_declared_port_where_the_annotations_point(
     rendered: list[Manifest], name: str
 ) -> None:
+    container_name, setting = METRICS_PORTS[name]
     deployment = find(rendered, "Deployment", name)
-    port = int(_env(rendered, name)["RECSYS_ENCODER_METRICS_PORT"])
-    assert {"name": "metrics", "containerPort": port} in container(deployment, "encoder")["ports"]
+    port = int(_env(rendered, name)[setting])
+    # Named `metrics`: the PodMonitor of components/prometheus-operator scrapes the port of that name.
+    assert {"name": "metrics", "containerPort": port} in container(deployment, container_name)["ports"]
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
     assert int(annotations["prometheus.io/port"]) == port
 
 
-def test_monitor_serves_prometheus_metrics_where_the_scrape_annotations_point(rendered: list[Manifest]) -> None:
-    monitor = find(rendered, "Deployment", "monitor")
+def test_monitor_metrics_port_is_in_its_service(rendered: list[Manifest]) -> None:
     port = int(_env(rendered, "monitor")["RECSYS_METRICS_PORT"])
-    assert {"name": "metrics", "containerPort": port} in container(monitor, "monitor")["ports"]
-    annotations = monitor["spec"]["template"]["metadata"]["annotations"]
-    assert annotations["prometheus.io/scrape"] == "true"
-    assert int(annotations["prometheus.io/port"]) == port
     assert _service_port(rendered, "monitor", port) == port
 
 

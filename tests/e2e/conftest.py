@@ -31,6 +31,7 @@ async def system(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFac
             "consumer_claim_idle_ms": 1000,
             "metrics_port": 0,
             "encoder_metrics_port": 0,
+            "recommender_metrics_port": 0,
             # Small windows so a test catalog fills them.
             "reference_size": 20,
             "current_size": 20,

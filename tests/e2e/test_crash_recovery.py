@@ -55,6 +55,7 @@ async def test_killed_consumer_restarts_and_every_item_lands_exactly_once(
         "RECSYS_CONSUMER_NAME": "encoder-under-test",
         "RECSYS_CONSUMER_CLAIM_IDLE_MS": "1000",
         "RECSYS_ENCODER_METRICS_PORT": "0",
+        "RECSYS_RECOMMENDER_METRICS_PORT": "0",
     }
 
     first = _encoder(env)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import time
+import urllib.request
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from recsys.cli.demo import demo_catalog
 from recsys.cli.runner import RunningSystem
-from recsys.shared.client import MonitorClient, RecommenderClient
 from recsys.shared.ids import point_id
 from recsys.shared.points import ITEMS, USERS
+from recsys_client.aio import MonitorClient, RecommenderClient
+from tests.deploy.observability import Selector, used_selectors
 from tests.support import RedisServer, eventually, redis_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
@@ -99,3 +104,66 @@ async def test_drift_report_answers_with_figures(ingested: RunningSystem) -> Non
     assert report.reference_size >= 10 and report.current_size >= 10
     assert report.mmd2 == report.mmd2 and 0.0 <= report.p_value <= 1.0  # a number, not NaN
     assert report.centroid_cosine_distance >= 0.0
+
+
+def _scrape(port: int) -> list[tuple[str, dict[str, str]]]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return [(s.name, s.labels) for family in text_string_to_metric_families(text) for s in family.samples]
+
+
+async def test_every_metric_the_dashboard_and_the_alert_rules_read_is_exported(
+    ingested: RunningSystem, redis_server: RedisServer
+) -> None:
+    streams = ingested.settings.streams
+    encoder = ingested.services["encoder"]
+    # What an on-call engineer's panels show only once it happened: a dead letter, a near-duplicate
+    # item (an anomaly), a behavior refresh, feed calls and an embedding.
+    redis_cli(redis_server, "XADD", streams.interactions, "*", "event", "interaction", "data", "{not json")
+    # Two copies of one item, one after the other: the second is compared with the current window, which
+    # holds the first (it just entered; the window is a sample of the latest items otherwise).
+    original = demo_catalog()[-1]
+    for copy in ("copy-1", "copy-2"):
+        duplicate = {**original, "item_id": f"{original['item_id']}-{copy}"}
+        redis_cli(redis_server, "XADD", streams.items, "*", "event", "item.upserted", "data", json.dumps(duplicate))
+
+        async def stored(item_id: str = duplicate["item_id"]) -> bool:
+            return bool(await ingested.store.client.retrieve(ITEMS, [point_id(item_id)]))
+
+        await eventually(stored, timeout_s=60, what=f"{duplicate['item_id']} stored")
+    assert await encoder.behavior_refresh.refresh() is not None  # type: ignore[attr-defined]
+    async with RecommenderClient(ingested.address("recommender")) as client:
+        await client.similar_items("k2", 3)
+        await client.for_you("alice", 3)
+    ports = {name: int(getattr(service, "metrics_port")) for name, service in ingested.services.items()}  # noqa: B009
+    assert all(ports.values()), ports
+    wanted = used_selectors()
+    missing: set[Selector] = set(wanted)
+
+    async def all_exported() -> bool:
+        samples = [sample for port in ports.values() for sample in await asyncio.to_thread(_scrape, port)]
+        missing.clear()
+        missing.update(s for s in wanted if not any(s.answered_by(name, labels) for name, labels in samples))
+        return not missing
+
+    try:
+        await eventually(all_exported, timeout_s=120, what="every dashboard and alert metric exported")
+    except AssertionError as failure:
+        raise AssertionError(f"nobody exports: {sorted(map(str, missing))}") from failure
+
+
+async def test_metric_names_follow_the_prometheus_conventions(ingested: RunningSystem) -> None:
+    names = {
+        name
+        for service in ingested.services.values()
+        for name, _ in await asyncio.to_thread(_scrape, int(getattr(service, "metrics_port")))  # noqa: B009
+    }
+    recsys = {name for name in names if name.startswith("recsys_")}
+    assert recsys, names
+    # Base units (seconds, bytes), no rates kept as gauges: a rate is the scraper's rate() of a counter.
+    assert [n for n in recsys if re.search(r"_(ms|milliseconds|minutes|hours|kb|mb|kilobytes|megabytes)(_|$)", n)] == []
+    assert [n for n in recsys if "per_second" in n] == []
+    for service in ("EncoderService", "RecommenderService", "MonitorService"):
+        assert any(n == "grpc_server_handled_total" for n in names), service
+    assert {"process_resident_memory_bytes", "process_open_fds", "process_cpu_seconds_total"} <= names
+    assert any(n.startswith("python_gc_") for n in names)

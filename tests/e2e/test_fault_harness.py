@@ -229,6 +229,7 @@ async def test_ingestion_survives_kills_restarts_and_an_outage_and_counts_everyt
             "RECSYS_ENCODER_HOST": "127.0.0.1",
             "RECSYS_ENCODER_PORT": str(port),
             "RECSYS_ENCODER_METRICS_PORT": "-1",
+            "RECSYS_RECOMMENDER_METRICS_PORT": "-1",
             "RECSYS_CONSUMER_CLAIM_IDLE_MS": "2000",
             "RECSYS_STREAM_RETENTION_INTERVAL_S": "1",
             "RECSYS_CONSUMER_EXPIRY_S": "5",

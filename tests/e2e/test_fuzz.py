@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from recsys.cli.runner import RunningSystem
-from recsys.shared.api import encoder_pb2, monitor_pb2, recommender_pb2
+from recsys_client.api import encoder_pb2, monitor_pb2, recommender_pb2
 from tests.support import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]

@@ -23,12 +23,12 @@ from redis.exceptions import AuthenticationError, NoPermissionError, ResponseErr
 
 from recsys.cli.demo import demo_catalog
 from recsys.cli.runner import start_system, wait_ready
-from recsys.shared.client import EventPublisher, RecommenderClient
-from recsys.shared.events import Interaction, ItemUpserted
+from recsys.shared.events import Interaction, ItemUpserted, to_fields
 from recsys.shared.ids import point_id
 from recsys.shared.points import ITEMS, USERS
-from recsys.shared.redis_connection import redis_options
+from recsys.shared.redis_connection import event_publisher, redis_options
 from recsys.shared.settings import ConnectionSettings
+from recsys_client.aio import RecommenderClient
 from tests.pki import Pki
 from tests.support import eventually, free_port, stopped_within
 
@@ -160,6 +160,7 @@ async def test_every_service_runs_on_tls_redis_as_its_own_least_privileged_user(
             **{f"{name}_port": 0 for name in ("encoder", "recommender", "monitor")},
             "metrics_port": 0,
             "encoder_metrics_port": 0,
+            "recommender_metrics_port": 0,
             "consumer_claim_idle_ms": 1000,
             "stream_retention_interval_s": 1,
             "reference_size": 10,
@@ -174,9 +175,9 @@ async def test_every_service_runs_on_tls_redis_as_its_own_least_privileged_user(
         await wait_ready(system)
         catalog = demo_catalog()[:12]
         publisher_settings = secure_redis.settings("publisher", passwords["publisher"])
-        async with EventPublisher.from_settings(publisher_settings) as publisher:
+        async with event_publisher(publisher_settings) as publisher:
             for item in catalog:
-                await publisher.publish_item(ItemUpserted.model_validate(item))
+                await publisher.publish(publisher.items_stream, to_fields(ItemUpserted.model_validate(item)))
 
             async def catalog_stored() -> bool:
                 return (await system.store.client.count(ITEMS)).count == len(catalog)
@@ -185,7 +186,8 @@ async def test_every_service_runs_on_tls_redis_as_its_own_least_privileged_user(
             now = time.time()
             for step, item in enumerate(catalog[:3]):
                 event = {"event_id": f"e{step}", "user_id": "ana", "item_id": item["item_id"], "type": "purchase"}
-                await publisher.publish_interaction(Interaction.model_validate(event | {"ts": now - 60 + step}))
+                interaction = Interaction.model_validate(event | {"ts": now - 60 + step})
+                await publisher.publish(publisher.interactions_stream, to_fields(interaction))
 
         async def interactions_applied() -> bool:
             users = await system.store.client.retrieve(USERS, [point_id("ana")])

@@ -15,11 +15,11 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from recsys.recommender.pagination import encode_token
-from recsys.shared.api import encoder_pb2, encoder_pb2_grpc, recommender_pb2, recommender_pb2_grpc
 from recsys.shared.events import MAX_ID_CHARS
 from recsys.shared.grpc_limits import ServerLimits
 from recsys.shared.settings import ConnectionSettings
 from recsys.shared.store import VectorStore
+from recsys_client.api import encoder_pb2, encoder_pb2_grpc, recommender_pb2, recommender_pb2_grpc
 from tests.deploy.manifests import DEPLOY_DIR, container, find, render
 from tests.support import RedisServer, free_port
 
@@ -57,6 +57,7 @@ def run_service(redis_server: RedisServer, tmp_path: Path) -> Iterator[object]:
                 "RECSYS_STREAM_PREFIX": f"worst-{free_port()}",
                 "RECSYS_METRICS_PORT": "-1",
                 "RECSYS_ENCODER_METRICS_PORT": "-1",
+                "RECSYS_RECOMMENDER_METRICS_PORT": "-1",
                 **env,
             },
             stdout=subprocess.DEVNULL,
@@ -131,7 +132,12 @@ async def test_the_recommender_holds_the_largest_feed_requests_at_once_within_it
     await store.ensure_collections(384, 64)
     await store.close()
     port = free_port()
-    process = run_service("recommender", RECSYS_RECOMMENDER_HOST="127.0.0.1", RECSYS_RECOMMENDER_PORT=str(port))  # type: ignore[operator]
+    process = run_service(  # type: ignore[operator]
+        "recommender",
+        RECSYS_RECOMMENDER_HOST="127.0.0.1",
+        RECSYS_RECOMMENDER_PORT=str(port),
+        RECSYS_RECOMMENDER_METRICS_PORT="-1",
+    )
     await _serving(port, process)
     # The most ids one request may exclude, each as long as ids go, and the deepest page token.
     excluded = [f"{n:08d}".ljust(MAX_ID_CHARS, "x") for n in range(10_000)]

@@ -11,8 +11,8 @@ from redis.asyncio import Redis
 from recsys.encoder.service import EncoderService
 from recsys.encoder.settings import EncoderSettings
 from recsys.encoder.text.embedder import Embedder
-from recsys.shared.client import EncoderClient
 from recsys.shared.store import VectorStore
+from recsys_client.aio import EncoderClient
 from tests.support import eventually, stopped_within
 
 MakeEncoder = Callable[..., EncoderService]
@@ -34,6 +34,7 @@ def encoder_settings(redis_url: str, **overrides: Any) -> EncoderSettings:
         "grpc_grace_s": 1.0,
         "batch_max_wait_ms": 2.0,
         "encoder_metrics_port": 0,
+        "recommender_metrics_port": 0,
         **overrides,
     }
     return EncoderSettings(**values)

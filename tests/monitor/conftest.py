@@ -10,8 +10,8 @@ from redis.asyncio import Redis
 
 from recsys.monitor.app import MonitorService
 from recsys.monitor.settings import MonitorSettings
-from recsys.shared.client import MonitorClient
 from recsys.shared.store import VectorStore
+from recsys_client.aio import MonitorClient
 from tests.monitor.harness import CONTENT_DIMS, Catalog
 from tests.support import stopped_within
 

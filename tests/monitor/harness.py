@@ -10,12 +10,12 @@ import numpy as np
 from qdrant_client import models
 from redis.asyncio import Redis
 
-from recsys.shared.client import MonitorClient
 from recsys.shared.events import EmbeddingNotice
 from recsys.shared.ids import point_id
 from recsys.shared.points import CONTENT, ITEMS
 from recsys.shared.settings import StreamNames
 from recsys.shared.store import VectorStore
+from recsys_client.aio import MonitorClient
 from tests.support import eventually
 
 CONTENT_DIMS = 384

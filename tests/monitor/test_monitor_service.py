@@ -13,10 +13,10 @@ from redis.asyncio import Redis
 
 from recsys.monitor.app import MonitorService
 from recsys.monitor.settings import MonitorSettings
-from recsys.shared.client import MonitorClient
 from recsys.shared.points import TASTE, USERS
 from recsys.shared.settings import StreamNames
 from recsys.shared.store import VectorStore
+from recsys_client.aio import MonitorClient
 from tests.monitor.harness import CONTENT_DIMS, Catalog, alerts, gaussian, sizes_reach
 from tests.support import eventually, free_port
 

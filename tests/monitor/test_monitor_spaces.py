@@ -11,9 +11,9 @@ import pytest
 from redis.asyncio import Redis
 
 from recsys.monitor.app import MonitorService
-from recsys.shared.client import MonitorClient
 from recsys.shared.points import BEHAVIOR, ITEMS, ItemField
 from recsys.shared.settings import StreamNames
+from recsys_client.aio import MonitorClient
 from tests.monitor.harness import Catalog, alerts, gaussian, sizes_reach
 from tests.support import RedisServer, eventually, redis_cli
 

@@ -19,8 +19,8 @@ from redis.asyncio import Redis
 from recsys.monitor.app import MonitorService
 from recsys.monitor.settings import MonitorSettings
 from recsys.monitor.state_store import StateStore
-from recsys.shared.client import MonitorClient
 from recsys.shared.store import VectorStore
+from recsys_client.aio import MonitorClient
 from tests.monitor.harness import CONTENT_DIMS, Catalog, alerts, gaussian, sizes_reach
 from tests.support import RedisServer, eventually, free_port
 

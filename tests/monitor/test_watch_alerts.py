@@ -12,9 +12,9 @@ from redis.asyncio import Redis
 
 from recsys.monitor.app import MonitorService
 from recsys.monitor.settings import MonitorSettings
-from recsys.shared.api import monitor_pb2
-from recsys.shared.client import MonitorClient
 from recsys.shared.store import VectorStore
+from recsys_client.aio import MonitorClient
+from recsys_client.api import monitor_pb2
 from tests.monitor.harness import CONTENT_DIMS, Catalog
 from tests.support import eventually
 

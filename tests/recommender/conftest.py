@@ -11,9 +11,9 @@ import pytest
 
 from recsys.recommender.app import RecommenderService
 from recsys.recommender.settings import RecommenderSettings
-from recsys.shared.api import encoder_pb2_grpc
-from recsys.shared.client import RecommenderClient
 from recsys.shared.store import VectorStore
+from recsys_client.aio import RecommenderClient
+from recsys_client.api import encoder_pb2_grpc
 from tests.recommender.recommender_catalog import BEHAVIOR_DIMS, CONTENT_DIMS, Catalog
 from tests.recommender.recommender_fakes import FakeEncoder, FakeEncoderServicer, StartRecommender
 from tests.support import free_port
@@ -55,6 +55,7 @@ def recommender_settings(encoder_address: str, **overrides: object) -> Recommend
     return RecommenderSettings(
         recommender_host="127.0.0.1",
         recommender_port=0,
+        recommender_metrics_port=0,
         encoder_address=encoder_address,
         encoder_timeout_s=3.0,
         health_interval_s=0.02,

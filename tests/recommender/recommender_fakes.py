@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 import grpc
 import numpy as np
 
-from recsys.shared.api import encoder_pb2, encoder_pb2_grpc
-from recsys.shared.client import RecommenderClient
+from recsys_client.aio import RecommenderClient
+from recsys_client.api import encoder_pb2, encoder_pb2_grpc
 from tests.recommender.recommender_catalog import CONTENT_DIMS
 
 # Starts a recommender on the test store and returns a client to it (fixture start_recommender).

@@ -10,9 +10,9 @@ import grpc
 import pytest
 
 from recsys.recommender.pagination import decode_token
-from recsys.shared.api import recommender_pb2
-from recsys.shared.client import RecommenderClient
 from recsys.shared.errors import InvalidRequest
+from recsys_client.aio import RecommenderClient
+from recsys_client.api import recommender_pb2
 from tests.recommender.recommender_catalog import Catalog, behavior_direction, direction
 from tests.recommender.recommender_fakes import StartRecommender
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from recsys.shared.client import RecommenderClient
+from recsys_client.aio import RecommenderClient
 from tests.recommender.recommender_catalog import Catalog, behavior_direction, direction
 from tests.recommender.recommender_fakes import StartRecommender
 

@@ -9,9 +9,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from recsys.recommender.app import RecommenderService
-from recsys.shared.api import common_pb2, recommender_pb2
-from recsys.shared.client import RecommenderClient
 from recsys.shared.store import VectorStore
+from recsys_client.aio import RecommenderClient
+from recsys_client.api import common_pb2, recommender_pb2
 from tests.recommender.recommender_catalog import BEHAVIOR_DIMS, CONTENT_DIMS, Catalog, direction
 
 

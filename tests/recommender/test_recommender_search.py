@@ -7,7 +7,7 @@ import math
 import grpc
 import pytest
 
-from recsys.shared.client import RecommenderClient
+from recsys_client.aio import RecommenderClient
 from tests.recommender.recommender_catalog import Catalog, direction
 from tests.recommender.recommender_fakes import FakeEncoder, StartRecommender
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from recsys.shared.client import RecommenderClient
+from recsys_client.aio import RecommenderClient
 from tests.recommender.recommender_catalog import Catalog, behavior_direction, direction
 
 # Content neighbors of space-1 (on axis 0), each turned toward its own axis so their angle to the seed is exact.

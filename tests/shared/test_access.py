@@ -18,8 +18,9 @@ from recsys.shared.access import (
     parse_identity_roles,
     required_role,
 )
-from recsys.shared.api import encoder_pb2, monitor_pb2, recommender_pb2
-from recsys.shared.credential_files import TokenSource, WatchedFiles
+from recsys.shared.credential_files import TokenSource
+from recsys_client.api import encoder_pb2, monitor_pb2, recommender_pb2
+from recsys_client.credentials import WatchedFiles
 
 READ_TOKEN = "r" * 8 + "-read-token-0001"
 ADMIN_TOKEN = "a" * 8 + "-admin-token-001"

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from recsys.shared.api import monitor_pb2, monitor_pb2_grpc
 from recsys.shared.grpc_limits import RequestBudget, ServerLimits
 from recsys.shared.grpc_server import GrpcServer
+from recsys_client.api import monitor_pb2, monitor_pb2_grpc
 
 METHOD = "/recsys.v1.MonitorService/GetDriftReport"
 

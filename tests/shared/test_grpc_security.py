@@ -20,11 +20,12 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from recsys.shared.access import CredentialsError
-from recsys.shared.api import monitor_pb2, monitor_pb2_grpc
-from recsys.shared.client import MonitorClient
-from recsys.shared.grpc_security import ChannelSecurity, _is_loopback, open_channel
+from recsys.shared.grpc_security import _is_loopback
 from recsys.shared.grpc_server import GrpcServer
 from recsys.shared.settings import ConnectionSettings
+from recsys_client.aio import MonitorClient
+from recsys_client.api import monitor_pb2, monitor_pb2_grpc
+from recsys_client.security import ChannelSecurity, open_channel
 from tests.pki import Pki, write_server_cert
 
 READ_TOKEN = "read-token-aaaaaaaaaaaa"

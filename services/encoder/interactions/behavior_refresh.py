@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from qdrant_client import models
@@ -68,6 +68,22 @@ class RefreshReport:
     write_s: float
 
 
+class RefreshObserver(Protocol):
+    """What the refresh reports: each refresh written (with its figures), each one that failed."""
+
+    def refresh_succeeded(self, report: RefreshReport) -> None: ...
+
+    def refresh_failed(self) -> None: ...
+
+
+class _Unobserved:
+    def refresh_succeeded(self, report: RefreshReport) -> None:
+        pass
+
+    def refresh_failed(self) -> None:
+        pass
+
+
 _NOT_DELETED = models.Filter(must=[models.IsEmptyCondition(is_empty=models.PayloadField(key=ItemField.DELETED_AT.key))])
 
 
@@ -88,8 +104,10 @@ class BehaviorRefresh:
         notices: NoticePublisher,
         rules: InteractionRules,
         policy: RefreshPolicy,
+        observer: RefreshObserver | None = None,
     ) -> None:
         self._store = store
+        self._observer = observer or _Unobserved()
         self._redis = redis
         self._log = log
         self._notices = notices
@@ -128,6 +146,7 @@ class BehaviorRefresh:
             try:
                 await self.refresh()
             except Exception as exc:  # a failed refresh keeps the old vectors; the next one tries again
+                self._observer.refresh_failed()
                 log_event(_log, "behavior_refresh_failed", logging.ERROR, error=repr(exc))
 
     async def refresh(self) -> RefreshReport | None:
@@ -141,6 +160,7 @@ class BehaviorRefresh:
             report = await self._refresh()
             self._pending = max(0, self._pending - pending_before)
             self.last_report = report
+            self._observer.refresh_succeeded(report)
             log_event(_log, "behavior_refreshed", **report.__dict__)
             return report
         finally:

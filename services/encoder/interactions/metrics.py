@@ -1,14 +1,24 @@
-"""Prometheus metrics of the interactions role: interactions applied, and skipped with the reason why."""
+"""Prometheus metrics of the interactions role: interactions applied or skipped, and the behavior refresh."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from recsys.encoder.interactions.behavior_refresh import RefreshReport
+
+# Why ingestion skips an interaction (ingestion.py); each series exists from the start, at 0, so that
+# increase() sees the first one.
+SKIP_REASONS = ("item_deleted", "item_replay_horizon", "user_replay_horizon")
+# A refresh of a small catalog takes a second; of millions of interactions, many minutes.
+REFRESH_BUCKETS_S = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
 
 
 class InteractionMetrics:
-    """The role's metrics in its service's registry; implements the ingestion's observer."""
+    """The role's metrics in its service's registry; implements the ingestion's and the refresh's observers."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, refresh_interval_s: float) -> None:
         self.applied = Counter(
             "recsys_interactions_applied", "Interactions applied to a user (counted once each)", registry=registry
         )
@@ -19,9 +29,58 @@ class InteractionMetrics:
             ["reason"],
             registry=registry,
         )
+        for reason in SKIP_REASONS:
+            self.skipped.labels(reason)
+        self.refresh_seconds = Histogram(
+            "recsys_behavior_refresh_duration_seconds",
+            "Time a behavior refresh took from reading the log to the last vector written",
+            buckets=REFRESH_BUCKETS_S,
+            registry=registry,
+        )
+        self.refresh_phase_seconds = Gauge(
+            "recsys_behavior_refresh_phase_seconds",
+            "Time each phase of the last refresh written here took (read, factorize, write)",
+            ["phase"],
+            registry=registry,
+        )
+        self.refresh_failures = Counter(
+            "recsys_behavior_refresh_failures", "Behavior refreshes that failed (old vectors kept)", registry=registry
+        )
+        self.refresh_last_success = Gauge(
+            "recsys_behavior_refresh_last_success_timestamp_seconds",
+            "Unix time the last refresh written by this process finished",
+            registry=registry,
+        )
+        self.behavior_version = Gauge(
+            "recsys_behavior_version",
+            "Behavior version of the last refresh written by this process (milliseconds since the epoch)",
+            registry=registry,
+        )
+        self.refresh_interactions = Gauge(
+            "recsys_behavior_refresh_interactions",
+            "Interactions in the log the last refresh written here was fitted on",
+            registry=registry,
+        )
+        # A configured value, exported so an alert can say "stale" relative to it.
+        Gauge(
+            "recsys_behavior_refresh_interval_seconds",
+            "Longest a refresh waits while interactions are waiting (RECSYS_BEHAVIOR_REFRESH_INTERVAL_S)",
+            registry=registry,
+        ).set(refresh_interval_s)
 
     def interaction_applied(self) -> None:
         self.applied.inc()
 
     def interaction_skipped(self, reason: str) -> None:
         self.skipped.labels(reason).inc()
+
+    def refresh_succeeded(self, report: RefreshReport) -> None:
+        self.refresh_seconds.observe(report.read_s + report.factorize_s + report.write_s)
+        for phase, seconds in (("read", report.read_s), ("factorize", report.factorize_s), ("write", report.write_s)):
+            self.refresh_phase_seconds.labels(phase).set(seconds)
+        self.refresh_last_success.set(time.time())
+        self.behavior_version.set(report.version)
+        self.refresh_interactions.set(report.interactions)
+
+    def refresh_failed(self) -> None:
+        self.refresh_failures.inc()

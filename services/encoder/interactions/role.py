@@ -62,7 +62,7 @@ class InteractionsRole:
         item_locks: KeyedLocks,
         registry: CollectorRegistry,
     ) -> None:
-        self.metrics = InteractionMetrics(registry)
+        self.metrics = InteractionMetrics(registry, settings.behavior_refresh_interval_s)
         self.settings = settings
         self._store = store
         self._redis = redis
@@ -80,7 +80,7 @@ class InteractionsRole:
         rules = InteractionRules.from_settings(settings)
         log = BehaviorLog(self._redis, behavior_log_stream(settings.stream_prefix), settings.behavior_log_size)
         self.behavior_refresh = refresh = BehaviorRefresh(
-            self._store, self._redis, log, self._notices, rules, refresh_policy(settings)
+            self._store, self._redis, log, self._notices, rules, refresh_policy(settings), observer=self.metrics
         )
         ingestion = InteractionIngestion(
             self._store,

@@ -13,9 +13,9 @@ from recsys.encoder.text.batching import Lane
 from recsys.encoder.text.embedding import EmbeddingEngine, EmbedOptions, TextEmbeddings
 from recsys.encoder.text.quantization import Precision
 from recsys.encoder.text.settings import TextSettings
-from recsys.shared.api import encoder_pb2, encoder_pb2_grpc
 from recsys.shared.errors import InvalidRequest, Unavailable
 from recsys.shared.grpc_server import maps_errors, status_for
+from recsys_client.api import encoder_pb2, encoder_pb2_grpc
 
 SERVICE_NAME = encoder_pb2.DESCRIPTOR.services_by_name["EncoderService"].full_name
 

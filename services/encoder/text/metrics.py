@@ -1,19 +1,17 @@
-"""Prometheus metrics of the text role: queues, passes (size, padding, time), tokens/s, latency, refusals."""
+"""Prometheus metrics of the text role: queues, passes (size, padding, time), tokens, latency, refusals.
+
+Rates (tokens/s, texts/s) are the dashboard's rate() of the counters, not gauges kept here.
+"""
 
 from __future__ import annotations
 
 import functools
-import threading
-import time
-from collections import deque
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from recsys.encoder.text.batching import DynamicBatcher, Lane
 
-# Tokens/s is reported over this trailing window.
-_RATE_WINDOW_S = 10.0
 _SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 _SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -45,11 +43,6 @@ class TextMetrics:
         self.padded_tokens = Counter(
             "recsys_encoder_padded_tokens", "Tokens the model ran, padding included", ["lane"], registry=registry
         )
-        self.tokens_per_second = Gauge(
-            "recsys_encoder_tokens_per_second",
-            f"Tokens the model read per second over the last {_RATE_WINDOW_S:.0f} s",
-            registry=registry,
-        )
         self.request_seconds = Histogram(
             "recsys_encoder_request_seconds",
             "Time from a request's arrival to its embeddings (tokenize, queue, model, shape)",
@@ -63,6 +56,9 @@ class TextMetrics:
             ["lane", "reason"],
             registry=registry,
         )
+        for lane in Lane:  # at 0 from the start, so increase() (and the overload alert) sees the first refusal
+            for reason in ("invalid", "overloaded"):
+                self.refused.labels(lane.name.lower(), reason)
         self.dropped = Counter(
             "recsys_encoder_texts_dropped",
             "Texts dropped before inference: caller_gone or deadline",
@@ -92,9 +88,6 @@ class TextMetrics:
             registry=registry,
         )
         self.warm_up_seconds = Gauge("recsys_encoder_warm_up_seconds", "Time the warm-up took", registry=registry)
-        self._recent: deque[tuple[float, int]] = deque()
-        self._recent_lock = threading.Lock()  # the scrape runs on the HTTP server's thread
-        self.tokens_per_second.set_function(self._tokens_per_second)
 
     def watch_batcher(self, batcher: DynamicBatcher[Any]) -> None:
         """Reports queue depths and the pass cost model as the batcher says at scrape time."""
@@ -111,8 +104,6 @@ class TextMetrics:
         self.texts.labels(name).inc(texts)
         self.tokens.labels(name).inc(tokens)
         self.padded_tokens.labels(name).inc(padded_tokens)
-        with self._recent_lock:
-            self._recent.append((time.monotonic(), tokens))
 
     def live_pass_nested(self) -> None:
         self.nested_passes.inc()
@@ -128,10 +119,3 @@ class TextMetrics:
 
     def stage_done(self, stage: str, seconds: float) -> None:
         self.ingest_seconds.labels(stage).observe(seconds)
-
-    def _tokens_per_second(self) -> float:
-        since = time.monotonic() - _RATE_WINDOW_S
-        with self._recent_lock:
-            while self._recent and self._recent[0][0] < since:
-                self._recent.popleft()
-            return sum(tokens for _, tokens in self._recent) / _RATE_WINDOW_S

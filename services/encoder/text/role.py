@@ -19,10 +19,10 @@ from recsys.encoder.text.int8_ranges import calibration_texts
 from recsys.encoder.text.item_ingestion import ItemIngestion
 from recsys.encoder.text.metrics import TextMetrics
 from recsys.encoder.text.settings import TextSettings
-from recsys.shared.api import encoder_pb2_grpc
 from recsys.shared.logs import log_event
 from recsys.shared.store import VectorStore
 from recsys.shared.streams import ConsumerPolicy, StreamSubscriptions
+from recsys_client.api import encoder_pb2_grpc
 
 _log = logging.getLogger(__name__)
 

@@ -16,7 +16,6 @@ from redis.asyncio import Redis
 
 from recsys.encoder.settings import EncoderSettings
 from recsys.encoder.text.embedder import Embedder
-from recsys.shared.api import encoder_pb2, encoder_pb2_grpc
 from recsys.shared.points import ITEMS
 from recsys.shared.store import VectorStore
 from recsys.tools.encoder_bench.corpus import item_texts, repeat_to
@@ -34,6 +33,7 @@ from recsys.tools.encoder_bench.scenarios import (
     wait_drained,
 )
 from recsys.tools.service_process import ServiceProcess, sample
+from recsys_client.api import encoder_pb2, encoder_pb2_grpc
 
 
 @dataclass(frozen=True)

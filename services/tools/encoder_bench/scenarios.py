@@ -14,7 +14,7 @@ import numpy as np
 from redis.asyncio import Redis
 
 from recsys.encoder.text.tokenization import TokenizedText
-from recsys.shared.api import encoder_pb2, encoder_pb2_grpc
+from recsys_client.api import encoder_pb2, encoder_pb2_grpc
 
 
 @dataclass(frozen=True)

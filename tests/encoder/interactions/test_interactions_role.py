@@ -87,6 +87,7 @@ async def test_interactions_role_applies_interactions_and_refreshes_without_load
         "RECSYS_ENCODER_HOST": "127.0.0.1",
         "RECSYS_ENCODER_PORT": str(port),
         "RECSYS_ENCODER_METRICS_PORT": "0",
+        "RECSYS_RECOMMENDER_METRICS_PORT": "0",
         # A behavior refresh after these few interactions: the refresh must not load torch either.
         "RECSYS_BEHAVIOR_REFRESH_INTERACTIONS": "6",
         "MODULES_REPORT": str(report),

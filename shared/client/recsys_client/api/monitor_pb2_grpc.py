@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from recsys.shared.api import monitor_pb2 as recsys_dot_v1_dot_monitor__pb2
+from recsys_client.api import monitor_pb2 as recsys_dot_v1_dot_monitor__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
