@@ -54,7 +54,7 @@ class PayloadField(Generic[T]):
     key: str
     read_as: Callable[[Any], T]
     # The payload index a Qdrant server builds, so filters and order_by on the field are cheap (embedded mode scans).
-    index: Literal["keyword", "float"] | None = None
+    index: Literal["keyword", "float", "bool"] | None = None
 
     def read(self, payload: Mapping[str, Any] | None) -> T:
         return self.read_as((payload or {}).get(self.key))
@@ -133,14 +133,17 @@ class ItemField:
     # attributes.<name> holds what the producer sent (string, number or boolean).
     ATTRIBUTES = PayloadField("attributes", _mapping)
     VERSION = PayloadField("version", _version)
-    CREATED_AT = PayloadField("created_at", _float)
+    # ForYou's fresh slots filter on creation time and interaction count: unindexed, a server checks
+    # the payload of every candidate (`recsys bench feeds`, README "Feeds").
+    CREATED_AT = PayloadField("created_at", _float, "float")
     UPDATED_AT = PayloadField("updated_at", _time_or_never)
-    IN_CATALOG = PayloadField("in_catalog", _catalog_flag)
+    # Every feed query leaves out points not in the catalog.
+    IN_CATALOG = PayloadField("in_catalog", _catalog_flag, "bool")
     # Set on a tombstone: the point an item.deleted leaves (no vectors, not in the catalog) so that no
     # replayed or late item.upserted with a version up to the deletion's brings the item back.
     DELETED_AT = PayloadField("deleted_at", _optional_float)
     # Positive interactions counted; the decayed sum of positive event weights as of popularity_ts.
-    INTERACTION_COUNT = PayloadField("interaction_count", _int)
+    INTERACTION_COUNT = PayloadField("interaction_count", _int, "float")
     # Cold users get items ordered by popularity: order_by needs a range index on a server.
     POPULARITY = PayloadField("popularity", _float, "float")
     POPULARITY_TS = PayloadField("popularity_ts", _float)

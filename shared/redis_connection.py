@@ -10,9 +10,10 @@ settings reach all of them, the event publisher of the CLI and the tests include
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from recsys.shared.access import CredentialsError
 from recsys.shared.settings import ConnectionSettings
@@ -46,13 +47,27 @@ def redis_options(settings: ConnectionSettings) -> dict[str, Any]:
 
 
 def connect_redis(settings: ConnectionSettings, **extra: Any) -> Redis:
-    """A Redis client for the settings' URL, user and TLS (connections open on first use)."""
+    """A Redis client for the settings' URL, user and TLS (connections open on first use).
+
+    With RECSYS_REDIS_CLUSTER a redis.asyncio.cluster.RedisCluster, typed as Redis: the services use the
+    commands both share, each on keys of one slot (a partition and its dead letters, ledgers and groups).
+    """
+    if settings.redis_cluster:
+        cluster = RedisCluster.from_url(
+            settings.redis_url, max_connections=settings.redis_max_connections, **redis_options(settings), **extra
+        )
+        return cast(Redis, cluster)
     return Redis.from_url(
         settings.redis_url, max_connections=settings.redis_max_connections, **redis_options(settings), **extra
     )
 
 
 def event_publisher(settings: ConnectionSettings) -> AsyncEventPublisher[Redis]:
-    """The light client's publisher on the settings' streams (RECSYS_STREAM_PREFIX), as a `publisher`
-    ACL user or whoever the settings log in as; closing it closes its Redis client."""
-    return AsyncEventPublisher(connect_redis(settings), stream_prefix=settings.stream_prefix, owns_redis=True)
+    """The light client's publisher on the settings' streams (RECSYS_STREAM_PREFIX, RECSYS_STREAM_PARTITIONS),
+    as a `publisher` ACL user or whoever the settings log in as; closing it closes its Redis client."""
+    return AsyncEventPublisher(
+        connect_redis(settings),
+        stream_prefix=settings.stream_prefix,
+        partitions=settings.stream_partitions,
+        owns_redis=True,
+    )

@@ -11,8 +11,10 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from recsys_client.events import partition_streams
 
 
 def _default_consumer_name() -> str:
@@ -42,6 +44,11 @@ class ConnectionSettings(BaseSettings):
         None, description="rediss:// only: client certificate, for a Redis that verifies clients (tls-auth-clients)."
     )
     redis_tls_key_file: Path | None = Field(None, description="rediss:// only: the client certificate's key.")
+    redis_cluster: bool = Field(
+        False,
+        description="Redis is a Redis Cluster (RECSYS_REDIS_URL names any node): clients and stream consumers"
+        " follow its slots. Needs stream_partitions >= 2, or a stream_prefix with a hash tag such as {recsys}.",
+    )
     redis_max_connections: int = Field(
         1024,
         ge=16,
@@ -64,8 +71,45 @@ class ConnectionSettings(BaseSettings):
         description="Embedded Qdrant on disk: 'normal' (SQLite WAL: a process crash loses nothing, a power cut may"
         " lose the last writes) or 'full' (every point synced to disk, slower ingestion).",
     )
+    qdrant_shard_number: int | None = Field(
+        None,
+        ge=1,
+        description="Qdrant server: shards of each collection the store creates; unset: the server's default (one"
+        " per peer in a cluster). Fixed once the collection exists.",
+    )
+    qdrant_replication_factor: int | None = Field(
+        None,
+        ge=1,
+        description="Qdrant server: copies of every shard, on different peers; unset: the server's default"
+        " (QDRANT__STORAGE__COLLECTION__REPLICATION_FACTOR).",
+    )
+    qdrant_write_consistency_factor: int | None = Field(
+        None,
+        ge=1,
+        description="Qdrant server: replicas that must apply a write before it returns (at most the replication"
+        " factor); unset: the server's default.",
+    )
+    qdrant_on_disk_vectors: bool = Field(
+        False,
+        description="Qdrant server: keep the original vectors in memory-mapped files instead of RAM (with"
+        " scalar quantization, searches then read the int8 copy in RAM and the disk only to rescore).",
+    )
+    qdrant_scalar_quantization: bool = Field(
+        False,
+        description="Qdrant server: an int8 copy of every vector kept in RAM (quantile 0.99), a quarter of the"
+        " float32 size, searched first and rescored with the originals.",
+    )
     data_dir: Path = Field(Path("recsys-data"), description="Embedded Qdrant and monitor state live here.")
     stream_prefix: str = Field("recsys", description="Streams are <prefix>:items, <prefix>:interactions, ...")
+    stream_partitions: int = Field(
+        1,
+        ge=1,
+        le=1024,
+        description="Partitions of each input stream (items by item id, interactions by user id, CRC-32 of the id"
+        " modulo this): 1 keeps <prefix>:items and <prefix>:interactions; more makes {<prefix>:items:<k>} and"
+        " {<prefix>:interactions:<k>}, k = 0..n-1, each read by its own consumer group. Publishers and services"
+        " must agree on it.",
+    )
     consumer_name: str = Field(default_factory=_default_consumer_name, description="This process in its groups.")
     consumer_max_records: int = Field(16, ge=1, description="Entries one read moves into this consumer's pending list.")
     consumer_claim_idle_ms: int = Field(
@@ -193,9 +237,20 @@ class ConnectionSettings(BaseSettings):
         " (`recsys run`) write JSON on stdout, other commands text on a terminal and JSON otherwise, on stderr.",
     )
 
+    @model_validator(mode="after")
+    def _streams_fit_the_cluster(self) -> ConnectionSettings:
+        if self.redis_cluster and self.stream_partitions == 1 and not has_hash_tag(self.stream_prefix):
+            # <prefix>:items and <prefix>:items:dead-letter would sit in different slots: the dead letter and
+            # the ack of its entry could not be one transaction.
+            raise ValueError(
+                "RECSYS_REDIS_CLUSTER needs RECSYS_STREAM_PARTITIONS >= 2 or a RECSYS_STREAM_PREFIX with a hash"
+                " tag such as {recsys}"
+            )
+        return self
+
     @property
     def streams(self) -> StreamNames:
-        return StreamNames(self.stream_prefix)
+        return StreamNames(self.stream_prefix, self.stream_partitions, cluster=self.redis_cluster)
 
     def redis_password_value(self) -> str:
         return _secret(self.redis_password, self.redis_password_file, "RECSYS_REDIS_PASSWORD_FILE")
@@ -216,13 +271,29 @@ def _secret(value: SecretStr, file: Path | None, setting: str) -> str:
         raise ValueError(f"{setting}: cannot read {file}: {exc.strerror}") from None
 
 
-class StreamNames:
-    """The Redis stream keys under one prefix."""
+def has_hash_tag(key: str) -> bool:
+    """Whether Redis Cluster places the key by a hash tag (a non-empty `{...}`) instead of the whole key."""
+    start = key.find("{")
+    return start >= 0 and key.find("}", start + 1) > start + 1
 
-    def __init__(self, prefix: str) -> None:
+
+class StreamNames:
+    """The Redis stream keys under one prefix.
+
+    `items` and `interactions` name the input streams; with partitions > 1 their entries live in the
+    partitions `item_streams` and `interaction_streams` (recsys_client.events.partition_stream), which
+    consumers read one by one. On a cluster, the notice stream is hash-tagged like the partitions, so
+    its dead-letter stream and failure ledgers share its slot.
+    """
+
+    def __init__(self, prefix: str, partitions: int = 1, *, cluster: bool = False) -> None:
         self.items = f"{prefix}:items"
         self.interactions = f"{prefix}:interactions"
-        self.embeddings = f"{prefix}:embeddings"
+        self.partitions = partitions
+        self.item_streams = partition_streams(self.items, partitions)
+        self.interaction_streams = partition_streams(self.interactions, partitions)
+        embeddings = f"{prefix}:embeddings"
+        self.embeddings = "{" + embeddings + "}" if cluster and not has_hash_tag(embeddings) else embeddings
         self.alerts = f"{prefix}:alerts"
 
     @staticmethod

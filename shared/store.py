@@ -8,8 +8,10 @@ from __future__ import annotations
 import logging
 import sqlite3
 import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 from qdrant_client import AsyncQdrantClient, models
 from qdrant_client.local.payload_filters import check_filter
@@ -23,13 +25,98 @@ _EMBEDDED_SYNC = {"normal": ("WAL", "NORMAL"), "full": ("DELETE", "FULL")}
 _log = logging.getLogger(__name__)
 
 
+class _CollectionLayoutSettings(Protocol):
+    qdrant_shard_number: int | None
+    qdrant_replication_factor: int | None
+    qdrant_write_consistency_factor: int | None
+    qdrant_on_disk_vectors: bool
+    qdrant_scalar_quantization: bool
+
+
+@dataclass(frozen=True)
+class CollectionLayout:
+    """How a Qdrant server lays out the collections the store creates; None leaves the server's default."""
+
+    shard_number: int | None = None
+    replication_factor: int | None = None
+    write_consistency_factor: int | None = None
+    on_disk_vectors: bool = False
+    scalar_quantization: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: _CollectionLayoutSettings) -> CollectionLayout:
+        return cls(
+            shard_number=settings.qdrant_shard_number,
+            replication_factor=settings.qdrant_replication_factor,
+            write_consistency_factor=settings.qdrant_write_consistency_factor,
+            on_disk_vectors=settings.qdrant_on_disk_vectors,
+            scalar_quantization=settings.qdrant_scalar_quantization,
+        )
+
+
+def create_collection_arguments(vectors: dict[str, int], layout: CollectionLayout) -> dict[str, Any]:
+    """The keyword arguments of `create_collection` for named cosine vectors of these dimensions.
+
+    Arguments the layout leaves unset are left out, so the server's own defaults (its
+    QDRANT__STORAGE__COLLECTION__* variables) apply. Quantized vectors stay in RAM even when the
+    originals are on disk: searches run on the int8 copy and read the disk only to rescore.
+    """
+    writes, replicas = layout.write_consistency_factor, layout.replication_factor
+    if writes is not None and replicas is not None and writes > replicas:
+        raise ValueError(
+            f"write consistency factor {writes} exceeds the replication factor {replicas}:"
+            " no write could ever be acknowledged"
+        )
+    arguments: dict[str, Any] = {
+        "vectors_config": {
+            name: models.VectorParams(
+                size=dims, distance=models.Distance.COSINE, on_disk=True if layout.on_disk_vectors else None
+            )
+            for name, dims in vectors.items()
+        }
+    }
+    optional = {
+        "shard_number": layout.shard_number,
+        "replication_factor": layout.replication_factor,
+        "write_consistency_factor": layout.write_consistency_factor,
+    }
+    arguments.update({key: value for key, value in optional.items() if value is not None})
+    if layout.scalar_quantization:
+        arguments["quantization_config"] = models.ScalarQuantization(
+            scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8, quantile=0.99, always_ram=True)
+        )
+    return arguments
+
+
+class GuardedPayload(NamedTuple):
+    """Payload fields to set on one point, only while the point matches `condition`."""
+
+    point: str
+    payload: dict[str, Any]
+    condition: models.Filter
+
+
+class GuardedPoint(NamedTuple):
+    """A point to upsert: inserted when missing, an existing one replaced only while it matches `condition`."""
+
+    point: models.PointStruct
+    condition: models.Filter
+
+
 class VectorStore:
     """Owns the Qdrant client that every service in the process uses."""
 
-    def __init__(self, client: AsyncQdrantClient, location: str, embedded_sync: str = "normal") -> None:
+    def __init__(
+        self,
+        client: AsyncQdrantClient,
+        location: str,
+        embedded_sync: str = "normal",
+        layout: CollectionLayout | None = None,
+    ) -> None:
         self.client = client
         self.location = location
         self.embedded_sync = embedded_sync
+        self.layout = layout or CollectionLayout()
 
     @classmethod
     def connect(
@@ -39,18 +126,20 @@ class VectorStore:
         api_key: str = "",
         embedded_sync: str = "normal",
         tls_ca_file: Path | None = None,
+        layout: CollectionLayout | None = None,
     ) -> VectorStore:
         """A server when a URL is given; otherwise embedded on disk (one process only: it locks the folder).
 
         `embedded_sync` (embedded on disk only): "normal" or "full", see `_set_embedded_sync`.
         `tls_ca_file` (an https:// server): the CA its certificate must chain to, instead of the system's.
+        `layout` (a server): shards, replicas, on-disk vectors, quantization of the collections it creates.
         """
         if qdrant_url:
             extra: dict[str, Any] = {}
             if tls_ca_file is not None:
                 extra["verify"] = ssl.create_default_context(cafile=str(tls_ca_file))
             client = AsyncQdrantClient(url=qdrant_url, api_key=api_key or None, timeout=30, **extra)
-            return cls(client, qdrant_url)
+            return cls(client, qdrant_url, layout=layout)
         if embedded_sync not in _EMBEDDED_SYNC:
             raise ValueError(f"embedded_sync must be one of {', '.join(_EMBEDDED_SYNC)}, got {embedded_sync!r}")
         path = data_dir / "qdrant"
@@ -67,14 +156,12 @@ class VectorStore:
         for name, vectors in collection_vectors(content_dims, behavior_dims).items():
             if await self.client.collection_exists(name):
                 continue
-            await self.client.create_collection(
-                name,
-                vectors_config={
-                    vector: models.VectorParams(size=dims, distance=models.Distance.COSINE)
-                    for vector, dims in vectors.items()
-                },
+            # Embedded Qdrant has one shard, no replicas and no quantization: the layout is a server's.
+            layout = CollectionLayout() if self.embedded else self.layout
+            await self.client.create_collection(name, **create_collection_arguments(vectors, layout))
+            log_event(
+                _log, "collection_created", collection=name, vectors=vectors, location=self.location, layout=layout
             )
-            log_event(_log, "collection_created", collection=name, vectors=vectors, location=self.location)
         if self.embedded:
             self._set_embedded_sync()
             return  # embedded mode has no payload indexes (it scans) and warns when asked for one
@@ -100,6 +187,49 @@ class VectorStore:
         records = await self.client.retrieve(collection, [point], with_payload=True, with_vectors=False)
         if records and check_filter(condition, records[0].payload or {}, records[0].id, {}):
             await self.client.set_payload(collection, payload, points=[point])
+
+    async def write_where(
+        self,
+        collection: str,
+        payloads: Sequence[GuardedPayload] = (),
+        points: Sequence[GuardedPoint] = (),
+    ) -> None:
+        """Many compare-and-set writes to one collection in one request, each guarded by its own condition.
+
+        Every write succeeds or is refused on its own (a refused one is not an error: read back to
+        tell). Embedded Qdrant would scan the collection for a payload write by filter (see
+        set_payload_where), so there the guarded points are read in one call and tested here.
+        """
+        operations: list[models.UpdateOperation] = []
+        if self.embedded and payloads:
+            ids = [write.point for write in payloads]
+            records = await self.client.retrieve(collection, ids, with_payload=True, with_vectors=False)
+            stored = {str(record.id): record for record in records}
+            for write in payloads:
+                record = stored.get(write.point)
+                if record is not None and check_filter(write.condition, record.payload or {}, record.id, {}):
+                    only_it = models.SetPayload(payload=write.payload, points=[write.point])
+                    operations.append(models.SetPayloadOperation(set_payload=only_it))
+        else:
+            for write in payloads:
+                selector = models.Filter(must=[models.HasIdCondition(has_id=[write.point]), write.condition])
+                operations.append(
+                    models.SetPayloadOperation(set_payload=models.SetPayload(payload=write.payload, filter=selector))
+                )
+        for guarded in points:
+            guarded_list = models.PointsList(points=[guarded.point], update_filter=guarded.condition)
+            operations.append(models.UpsertOperation(upsert=guarded_list))
+        if operations:
+            await self.client.batch_update_points(collection, operations)
+
+    def apply_embedded_sync(self) -> None:
+        """Sets `embedded_sync` on the files of collections another role created (ensure_collections sets it too).
+
+        The interactions role never creates the collections, so without this its writes ran with
+        SQLite's defaults: a synced commit per point.
+        """
+        if self.embedded:
+            self._set_embedded_sync()
 
     async def collections_exist(self) -> bool:
         """Whether the store answers and holds both collections (the encoder's text role creates them)."""

@@ -44,7 +44,8 @@ class RetentionPolicy:
         return cls(
             max_entries=settings.stream_max_entries,
             consumer_expiry_ms=int(settings.consumer_expiry_s * 1000),
-            max_entries_of={settings.streams.items: settings.items_stream_max_entries},
+            # Each partition of the items stream is capped like the stream (a cap per partition stream).
+            max_entries_of={stream: settings.items_stream_max_entries for stream in settings.streams.item_streams},
         )
 
     def cap(self, stream: str) -> int:

@@ -35,7 +35,7 @@ from typing import Any
 
 from faststream import AckPolicy
 from faststream.message import StreamMessage
-from faststream.redis import RedisBroker, StreamSub
+from faststream.redis import RedisBroker, RedisClusterBroker, StreamSub
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -96,6 +96,7 @@ def new_broker(
     graceful_timeout: float | None = None,
     max_connections: int = 1024,
     redis_options: Mapping[str, Any] | None = None,
+    cluster: bool = False,
 ) -> RedisBroker:
     """A FastStream broker that logs through this project's handlers, its per-entry lines at DEBUG.
 
@@ -104,8 +105,10 @@ def new_broker(
     max_connections: its Redis pool's limit. redis-py's default of 100 failed commands under a backlog
     (MaxConnectionsError) when every handler in flight held a connection of its own.
     redis_options: TLS files and the like (recsys.shared.redis_connection.redis_options).
+    cluster: a Redis Cluster (RedisClusterBroker): each stream is read from the node holding its slot.
     """
-    return RedisBroker(
+    broker_class = RedisClusterBroker if cluster else RedisBroker
+    return broker_class(
         redis_url,
         logger=logging.getLogger(BROKER_LOGGER),
         log_level=logging.DEBUG,
@@ -449,10 +452,15 @@ class StreamSubscriptions:
         on_cap: CapHandler | None = None,
         registry: CollectorRegistry | None = None,
         redis_options: Mapping[str, Any] | None = None,
+        cluster: bool = False,
     ) -> None:
         self.metrics = StreamMetrics(registry or CollectorRegistry())
         self.broker = new_broker(
-            redis_url, graceful_timeout=grace_s, max_connections=max_connections, redis_options=redis_options
+            redis_url,
+            graceful_timeout=grace_s,
+            max_connections=max_connections,
+            redis_options=redis_options,
+            cluster=cluster,
         )
         self._redis = redis
         self._grace_s = grace_s
@@ -486,6 +494,7 @@ class StreamSubscriptions:
             on_cap=alert_on_cap(redis, settings.streams.alerts),
             registry=registry,
             redis_options=redis_connection.redis_options(settings),
+            cluster=settings.redis_cluster,
         )
 
     def consume(
@@ -499,6 +508,7 @@ class StreamSubscriptions:
         checkpointed: bool = False,
         dead_letters: bool = True,
     ) -> StreamConsumer:
+        """One consumer of one stream (one partition of a partitioned input stream: see consume_all)."""
         made = StreamConsumer(
             self.broker,
             self._redis,
@@ -513,6 +523,33 @@ class StreamSubscriptions:
         )
         self.consumers.append(made)
         return made
+
+    def consume_all(
+        self,
+        *,
+        streams: list[str],
+        group: str,
+        consumer: str,
+        handler: EntryHandler,
+        policy: ConsumerPolicy,
+        checkpointed: bool = False,
+        dead_letters: bool = True,
+    ) -> list[StreamConsumer]:
+        """One consumer per partition of an input stream (StreamNames.item_streams, .interaction_streams), each
+        in its partition's own group of the same name: a partition is read in its order, and on a cluster
+        every command of one consumer stays in its partition's slot."""
+        return [
+            self.consume(
+                stream=stream,
+                group=group,
+                consumer=consumer,
+                handler=handler,
+                policy=policy,
+                checkpointed=checkpointed,
+                dead_letters=dead_letters,
+            )
+            for stream in streams
+        ]
 
     @property
     def healthy(self) -> bool:

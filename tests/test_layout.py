@@ -71,6 +71,18 @@ def test_the_interactions_role_never_imports_the_text_model(forbidden: str) -> N
     assert offenders == []
 
 
+@pytest.mark.parametrize("optional", ["pyspark", "pyarrow"])
+def test_only_the_spark_factorizer_imports_spark(optional: str) -> None:
+    # The `spark` extra is optional: no service carries it unless RECSYS_BEHAVIOR_FACTORIZER=spark.
+    allowed = {SERVICES / "encoder" / "interactions" / "spark_factorizer.py"}
+    offenders = [
+        module_name(path)
+        for path in source_files(SERVICES, ROOT / "shared")
+        if path not in allowed and reaches(imports(path), optional)
+    ]
+    assert offenders == []
+
+
 @pytest.mark.parametrize("tooling", ["recsys.tools", "recsys.cli"])
 def test_no_service_imports_the_offline_tools_or_the_command_line(tooling: str) -> None:
     services = [SERVICES / name for name in ("encoder", "recommender", "monitor")]

@@ -78,7 +78,9 @@ async def _wait_until(check: Callable[[], Awaitable[bool]], what: str, timeout_s
 async def _ingest(system: RunningSystem, publisher: AsyncEventPublisher[Any], catalog: list[dict[str, object]]) -> int:
     """Publishes the catalog, then (once it is embedded, as a shop would) the traffic; waits for both."""
     for item in catalog:
-        await publisher.publish(publisher.items_stream, {"event": events.ITEM_UPSERTED, "data": json.dumps(item)})
+        await publisher.publish(
+            publisher.items_stream_for(str(item["item_id"])), {"event": events.ITEM_UPSERTED, "data": json.dumps(item)}
+        )
 
     async def catalog_stored() -> bool:
         return (await system.store.client.count(ITEMS, exact=True)).count >= len(catalog)

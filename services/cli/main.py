@@ -29,6 +29,9 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("bench", "drift"): "recsys.cli.bench_drift",
     ("bench", "roles"): "recsys.cli.bench_roles",
     ("bench", "soak"): "recsys.cli.bench_soak",
+    ("bench", "interactions"): "recsys.cli.bench_interactions",
+    ("bench", "refresh"): "recsys.cli.bench_refresh",
+    ("bench", "feeds"): "recsys.cli.bench_feeds",
 }
 
 

@@ -46,6 +46,12 @@ def line_to_fields(kind: EventKind, line: str) -> dict[str, str]:
 
     Raises MalformedEvent for a line that the consumers would dead-letter anyway.
     """
+    fields, _ = line_to_entry(kind, line)
+    return fields
+
+
+def line_to_entry(kind: EventKind, line: str) -> tuple[dict[str, str], str]:
+    """One JSONL line into stream fields and its partition key (the item id, or the user id)."""
     try:
         payload = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -56,10 +62,8 @@ def line_to_fields(kind: EventKind, line: str) -> dict[str, str]:
     event = str(payload.pop("event", default))
     fields = {"event": event, "data": json.dumps(payload)}
     if kind == "items":
-        parse_item_event(fields)
-    else:
-        parse_interaction(fields)
-    return fields
+        return fields, parse_item_event(fields).item_id
+    return fields, parse_interaction(fields).user_id
 
 
 async def publish_file(settings: ConnectionSettings, kind: EventKind, path: Path) -> tuple[int, list[str]]:
@@ -68,15 +72,16 @@ async def publish_file(settings: ConnectionSettings, kind: EventKind, path: Path
     problems: list[str] = []
     published = 0
     async with event_publisher(settings) as publisher:
-        stream = publisher.items_stream if kind == "items" else publisher.interactions_stream
+        # Each entry onto its item's or user's partition (the stream itself when it is not partitioned).
+        stream_for = publisher.items_stream_for if kind == "items" else publisher.interactions_stream_for
         pipe = publisher.redis.pipeline(transaction=False)
         for number, line in enumerate(tqdm(lines, desc=f"publishing {kind}", unit="event"), start=1):
             try:
-                fields = line_to_fields(kind, line)
+                fields, key = line_to_entry(kind, line)
             except MalformedEvent as exc:
                 problems.append(f"line {number}: {exc}")
                 continue
-            pipe.xadd(stream, fields)  # type: ignore[arg-type]
+            pipe.xadd(stream_for(key), fields)  # type: ignore[arg-type]
             published += 1
             if published % 500 == 0:  # bounded pipelines keep memory flat on big files
                 await pipe.execute()

@@ -14,7 +14,7 @@ from recsys.shared.lifecycle import Service
 from recsys.shared.logs import log_event
 from recsys.shared.redis_connection import connect_redis, redis_options
 from recsys.shared.settings import ConnectionSettings
-from recsys.shared.store import VectorStore
+from recsys.shared.store import CollectionLayout, VectorStore
 
 _log = logging.getLogger(__name__)
 
@@ -82,6 +82,7 @@ async def start_system(
         connection.qdrant_api_key_value(),
         connection.qdrant_embedded_sync,
         connection.qdrant_tls_ca_file,
+        CollectionLayout.from_settings(connection),
     )
     redis = connect_redis(connection)
     system = RunningSystem(settings=connection, store=store, redis=redis)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from recsys.shared.events import EmbeddingNotice
 
@@ -25,6 +26,15 @@ class NoticePublisher:
         self._maxlen = maxlen
         self._pending: list[tuple[list[EmbeddingNotice], asyncio.Future[None]]] = []
         self._flushes: set[asyncio.Task[None]] = set()
+
+    @property
+    def redis(self) -> Redis:
+        return self._redis
+
+    def add_to(self, pipe: Pipeline, notices: Sequence[EmbeddingNotice]) -> None:
+        """Queues notices on a pipeline that the caller executes with writes of its own (one round trip)."""
+        for item in notices:
+            pipe.xadd(self.stream, item.to_fields(), maxlen=self._maxlen, approximate=True)  # type: ignore[arg-type]
 
     async def publish(self, notices: Sequence[EmbeddingNotice]) -> None:
         if not notices:

@@ -20,6 +20,7 @@ from recsys.encoder.keyed_locks import KeyedLocks
 from recsys.encoder.notices import NoticePublisher
 from recsys.encoder.roles import EncoderRole, Role
 from recsys.encoder.settings import EncoderSettings
+from recsys.encoder.store_calls import count_store_calls
 from recsys.shared.errors import Unavailable
 from recsys.shared.grpc_server import GrpcServer
 from recsys.shared.health import HealthReporter, redis_answers, store_answers
@@ -64,6 +65,7 @@ class EncoderService:
         self._embedder = embedder
         self.registry = service_registry()
         self._metrics = MetricsEndpoint(self.registry)
+        self.store_calls = count_store_calls(store, self.registry)
         self.text_role: TextRole | None = None
         self.interactions_role: InteractionsRole | None = None
         self._grpc: GrpcServer | None = None

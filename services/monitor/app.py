@@ -146,8 +146,8 @@ class MonitorService:
             checkpointed=True,
         )
         # Its own group: the encoder's group keeps its entries, and bots and spikes are read from the same events.
-        self._subscriptions.consume(
-            stream=self.settings.streams.interactions,
+        self._subscriptions.consume_all(
+            streams=self.settings.streams.interaction_streams,
             group=self.settings.monitor_interactions_group,
             consumer=self.settings.consumer_name,
             handler=self.handle_interaction,

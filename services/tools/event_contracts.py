@@ -406,6 +406,18 @@ def _channel(address: str, title: str, description: str, messages: list[str], re
     }
 
 
+def _partitions(stream: str, key: str) -> dict[str, Any]:
+    """How an input stream is split with RECSYS_STREAM_PARTITIONS > 1 (recsys_client.events.partition_of)."""
+    return {
+        "partitions": {
+            **_setting(ConnectionSettings, "stream_partitions"),
+            "address": "{" + stream + ":<k>}",
+            "key": key,
+            "function": f"k = crc32(utf8({key})) mod partitions (CRC-32/IEEE, as zlib); the stream itself when 1",
+        }
+    }
+
+
 def _channels() -> dict[str, Any]:
     streams = StreamNames(_PREFIX)
     hard_cap = {"hardCap": _setting(ConnectionSettings, "stream_max_entries")}
@@ -418,7 +430,10 @@ def _channels() -> dict[str, Any]:
             "Backends publish item upserts and deletions with a plain XADD. Trimmed below what every consumer"
             " group acknowledged.",
             ["itemUpserted", "itemDeleted"],
-            {"hardCap": _setting(ConnectionSettings, "items_stream_max_entries")},
+            {
+                "hardCap": _setting(ConnectionSettings, "items_stream_max_entries"),
+                **_partitions(streams.items, "item_id"),
+            },
         ),
         "itemsDeadLetter": _channel(
             StreamNames.dead_letter(streams.items),
@@ -433,7 +448,7 @@ def _channels() -> dict[str, Any]:
             "Backends publish what users do with items with a plain XADD. Trimmed below what every consumer group"
             " acknowledged.",
             ["interaction"],
-            hard_cap,
+            {**hard_cap, **_partitions(streams.interactions, "user_id")},
         ),
         "interactionsDeadLetter": _channel(
             StreamNames.dead_letter(streams.interactions),

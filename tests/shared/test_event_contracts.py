@@ -241,6 +241,10 @@ def _readme_entries() -> Iterator[tuple[str, dict[str, str]]]:
             at = [w.upper() for w in words].index("XADD")
             stream, entry_id, pairs = words[at + 1], words[at + 2], words[at + 3 :]
             assert entry_id == "*" and len(pairs) % 2 == 0, line
+            partition = re.fullmatch(r"\{(.+):\d+\}", stream)
+            if partition is not None:  # a partition of a partitioned input stream: its stream's contract
+                stream = partition.group(1)
+                assert "partitions" in _document()["channels"][_channel_of(stream)]["x-redis"], line
             yield stream, dict(zip(pairs[::2], pairs[1::2], strict=True))
     for block in re.findall(r"```jsonl\n(.*?)```", readme, re.DOTALL):
         for line in block.splitlines():

@@ -9,7 +9,8 @@ import pytest
 from qdrant_client import models
 
 from recsys.shared.points import ITEMS, ItemField
-from recsys.shared.store import VectorStore
+from recsys.shared.settings import ConnectionSettings
+from recsys.shared.store import CollectionLayout, VectorStore, create_collection_arguments
 
 
 def journal_modes(data_dir: Path) -> set[str]:
@@ -45,3 +46,56 @@ async def test_embedded_files_commit_as_configured_and_keep_what_was_written(
 def test_an_unknown_sync_level_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="embedded_sync must be one of normal, full"):
         VectorStore.connect("", tmp_path, embedded_sync="sometimes")
+
+
+def test_an_unset_layout_leaves_shards_replicas_and_storage_to_the_server() -> None:
+    arguments = create_collection_arguments({"content": 4, "behavior": 2}, CollectionLayout())
+
+    assert arguments == {
+        "vectors_config": {
+            "content": models.VectorParams(size=4, distance=models.Distance.COSINE),
+            "behavior": models.VectorParams(size=2, distance=models.Distance.COSINE),
+        }
+    }
+
+
+def test_a_server_layout_from_settings_reaches_create_collection() -> None:
+    settings = ConnectionSettings(
+        qdrant_shard_number=6,
+        qdrant_replication_factor=2,
+        qdrant_write_consistency_factor=1,
+        qdrant_on_disk_vectors=True,
+        qdrant_scalar_quantization=True,
+    )
+
+    arguments = create_collection_arguments({"content": 4}, CollectionLayout.from_settings(settings))
+
+    assert (arguments["shard_number"], arguments["replication_factor"], arguments["write_consistency_factor"]) == (
+        6,
+        2,
+        1,
+    )
+    assert arguments["vectors_config"]["content"].on_disk is True
+    scalar = arguments["quantization_config"].scalar
+    assert (scalar.type, scalar.quantile, scalar.always_ram) == (models.ScalarType.INT8, 0.99, True)
+    # The arguments are what qdrant-client's REST model for a new collection accepts (where vectors_config is vectors).
+    rest = {key: value for key, value in arguments.items() if key != "vectors_config"}
+    models.CreateCollection(vectors=arguments["vectors_config"], **rest)
+
+
+def test_a_write_consistency_above_the_replicas_is_refused() -> None:
+    layout = CollectionLayout(replication_factor=2, write_consistency_factor=3)
+
+    with pytest.raises(ValueError, match="exceeds the replication factor"):
+        create_collection_arguments({"content": 4}, layout)
+
+
+async def test_embedded_store_ignores_a_server_layout(tmp_path: Path) -> None:
+    store = VectorStore.connect("", tmp_path, layout=CollectionLayout(shard_number=3, scalar_quantization=True))
+    try:
+        await store.ensure_collections(4, 2)
+        info = await store.client.get_collection(ITEMS)
+    finally:
+        await store.close()
+
+    assert info.config.quantization_config is None

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from recsys.encoder.interactions.behavior_model import LoggedInteraction
 
@@ -29,14 +30,11 @@ class BehaviorLog:
         self._maxlen = maxlen
 
     async def append(self, entry: LoggedInteraction) -> None:
-        fields = {
-            "e": entry.event_id,
-            "u": entry.user_id,
-            "i": entry.item_id,
-            "w": repr(entry.weight),
-            "t": repr(entry.ts),
-        }
-        await self._redis.xadd(self.stream, fields, maxlen=self._maxlen, approximate=True)  # type: ignore[arg-type]
+        await self._redis.xadd(self.stream, _fields(entry), maxlen=self._maxlen, approximate=True)  # type: ignore[arg-type]
+
+    def add_to(self, pipe: Pipeline, entry: LoggedInteraction) -> None:
+        """Queues the append on a pipeline that the caller executes (one round trip for many writes)."""
+        pipe.xadd(self.stream, _fields(entry), maxlen=self._maxlen, approximate=True)  # type: ignore[arg-type]
 
     async def entries(self) -> AsyncIterator[LoggedInteraction]:
         """Every entry, oldest first, read in pages so a long log never blocks Redis or this loop for long."""
@@ -53,6 +51,10 @@ class BehaviorLog:
             if len(page) < _PAGE:
                 return
             start = "(" + _text(page[-1][0])
+
+
+def _fields(entry: LoggedInteraction) -> dict[str, str]:
+    return {"e": entry.event_id, "u": entry.user_id, "i": entry.item_id, "w": repr(entry.weight), "t": repr(entry.ts)}
 
 
 def _text(value: bytes | str | None) -> str:

@@ -1,10 +1,13 @@
 """Refits the collaborative model periodically and writes the new item and user behavior vectors, versioned.
 
 A refresh reads the behavior log, factorizes in a worker thread (so ingestion keeps running on
-the event loop), then writes every item's vector with the new `behavior_version` in batches,
-removes vectors of items the new model does not cover, and re-folds every user against the new
-item vectors (compare-and-set, like ingestion), so no user is left in the old basis. While a
-refresh is writing, ingestion and the recommender only combine vectors of one version.
+the event loop) with a `Factorizer` (in this process by default, or on Spark), then writes every
+item's vector with the new `behavior_version` in batches, removes vectors of items the new model
+does not cover, and re-folds every user against the new item vectors, a page of users at a time:
+one sparse product folds the page in (behavior_fold.py), one batch writes it (compare-and-set per
+user, like ingestion), and a user someone else wrote meanwhile is redone alone, so no user is
+left in the old basis. While a refresh is writing, ingestion and the recommender only combine
+vectors of one version.
 A Redis lock keeps two encoder processes from refreshing at once.
 """
 
@@ -15,6 +18,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -22,10 +26,16 @@ import numpy as np
 from qdrant_client import models
 from redis.asyncio import Redis
 
-from recsys.encoder.devices import resolve_device
+from recsys.encoder.interactions.behavior_fold import ItemDirections, fold_in, history_weights
 from recsys.encoder.interactions.behavior_log import BehaviorLog
-from recsys.encoder.interactions.behavior_model import ItemFactors, LoggedInteraction, factorize, interaction_matrix
+from recsys.encoder.interactions.behavior_model import (
+    InteractionMatrixBuilder,
+    ItemFactors,
+    LoggedInteraction,
+    interaction_matrix,
+)
 from recsys.encoder.interactions.compare_and_set import revision_is, with_retries
+from recsys.encoder.interactions.factorizer import Factorizer, InProcessFactorizer
 from recsys.encoder.interactions.ingestion import stored_user, user_vectors
 from recsys.encoder.interactions.rules import InteractionRules
 from recsys.encoder.notices import NoticePublisher, notice
@@ -87,10 +97,17 @@ class _Unobserved:
 _NOT_DELETED = models.Filter(must=[models.IsEmptyCondition(is_empty=models.PayloadField(key=ItemField.DELETED_AT.key))])
 
 
-def fit(entries: list[LoggedInteraction], policy: RefreshPolicy) -> ItemFactors:
+def fit(
+    entries: Iterable[LoggedInteraction] | InteractionMatrixBuilder,
+    policy: RefreshPolicy,
+    factorizer: Factorizer | None = None,
+) -> ItemFactors:
     """The blocking part of a refresh: matrix and factorization (run in a worker thread)."""
-    matrix = interaction_matrix(entries, policy.model_half_life_s)
-    return factorize(matrix, policy.dims, resolve_device(policy.device))
+    if isinstance(entries, InteractionMatrixBuilder):
+        matrix = entries.build(policy.model_half_life_s)
+    else:
+        matrix = interaction_matrix(entries, policy.model_half_life_s)
+    return (factorizer or InProcessFactorizer(policy.device)).factorize(matrix, policy.dims)
 
 
 class BehaviorRefresh:
@@ -105,8 +122,10 @@ class BehaviorRefresh:
         rules: InteractionRules,
         policy: RefreshPolicy,
         observer: RefreshObserver | None = None,
+        factorizer: Factorizer | None = None,
     ) -> None:
         self._store = store
+        self._factorizer = factorizer or InProcessFactorizer(policy.device)
         self._observer = observer or _Unobserved()
         self._redis = redis
         self._log = log
@@ -170,21 +189,23 @@ class BehaviorRefresh:
         started = time.monotonic()
         try:
             self.phase = "reading"
-            entries = [entry async for entry in self._log.entries()]
+            entries = InteractionMatrixBuilder()
+            async for entry in self._log.entries():
+                entries.add(entry)
             read_done = time.monotonic()
             self.phase = "factorizing"
-            factors = await asyncio.to_thread(fit, entries, self.policy)
+            factors = await asyncio.to_thread(fit, entries, self.policy, self._factorizer)
             fitted = time.monotonic()
             self.phase = "writing"
             version = await self._next_version()
             written = await self._write_items(factors, version)
             cleared = await self._clear_stale_items(version)
-            users = await self._refold_users(factors.as_mapping(), version)
+            users = await self._refold_users(factors, version)
         finally:
             self.phase = "idle"
         return RefreshReport(
             version=version,
-            interactions=len(entries),
+            interactions=entries.read,
             items=written,
             users=users,
             items_cleared=cleared,
@@ -301,25 +322,63 @@ class BehaviorRefresh:
             if offset is None:
                 return cleared
 
-    async def _refold_users(self, item_behaviors: dict[str, np.ndarray], version: int) -> int:
-        """Every user's behavior vector recomputed from their history against the new item vectors."""
+    async def _refold_users(self, factors: ItemFactors, version: int) -> int:
+        """Every user's behavior vector recomputed from their history against the new item vectors, a page at a time."""
+        directions = ItemDirections.of(factors.item_ids, factors.vectors)
+        item_behaviors = factors.as_mapping()
         refolded = 0
         offset: Any = None
         while True:
             records, offset = await self._store.client.scroll(
-                USERS,
-                limit=self.policy.batch_size,
-                offset=offset,
-                with_payload=keys([UserField.USER_ID]),
-                with_vectors=False,
+                USERS, limit=self.policy.batch_size, offset=offset, with_payload=True, with_vectors=True
             )
-            for record in records:
-                await with_retries(
-                    lambda pid=str(record.id): self._refold_user(pid, item_behaviors, version), f"user {record.id}"
-                )
-                refolded += 1
+            if records:
+                losers = await self._refold_page(records, directions, version)
+                for pid in losers:
+                    await with_retries(lambda pid=pid: self._refold_user(pid, item_behaviors, version), f"user {pid}")
+                refolded += len(records)
             if offset is None:
                 return refolded
+
+    async def _refold_page(self, records: list[models.Record], directions: ItemDirections, version: int) -> list[str]:
+        """Folds a page of users in one product and writes it in one batch; returns the users to redo one by one.
+
+        The rule is the per-user one (_refold_user): each user's write lands only while their stored
+        revision is the one read, and a user counts as done when the stored vector is in the new
+        basis (or there is none), whoever wrote it last; the others are redone alone.
+        """
+        profiles = [stored_user(record) for record in records]
+        folded = fold_in(
+            history_weights(
+                [profile.history for profile in profiles],
+                [profile.last_event_ts for profile in profiles],
+                directions.rows,
+                self._rules.behavior_half_life_s,
+            ),
+            directions.units,
+        )
+        operations: list[Any] = []
+        for row, (record, profile) in enumerate(zip(records, profiles, strict=True)):
+            expected = profile.revision
+            profile.adopt_behavior(folded.behavior(row, profile.last_event_ts), version)
+            profile.revision = expected + 1
+            operations.append(
+                models.UpsertOperation(
+                    upsert=models.PointsList(
+                        points=[
+                            models.PointStruct(id=record.id, vector=user_vectors(profile), payload=profile.payload())
+                        ],
+                        update_filter=revision_is(expected),
+                    )
+                )
+            )
+        await self._store.client.batch_update_points(USERS, operations)
+        pids = [str(record.id) for record in records]
+        stored = await self._store.client.retrieve(USERS, pids, with_payload=keys([UserField.BEHAVIOR_VERSION]))
+        done = {str(r.id) for r in stored if UserField.BEHAVIOR_VERSION.read(r.payload) in (version, None)}
+        # A user deleted meanwhile is done as well: nothing is left to re-fold.
+        present = {str(r.id) for r in stored}
+        return [pid for pid in pids if pid in present and pid not in done]
 
     async def _refold_user(self, pid: str, item_behaviors: dict[str, np.ndarray], version: int) -> bool:
         records = await self._store.client.retrieve(USERS, [pid], with_payload=True, with_vectors=True)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import logging
+import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -13,7 +17,7 @@ from qdrant_client import models
 
 from recsys.encoder.interactions.behavior_log import BehaviorLog
 from recsys.encoder.interactions.behavior_model import LoggedInteraction
-from recsys.encoder.interactions.compare_and_set import revision_is, with_retries
+from recsys.encoder.interactions.compare_and_set import MAX_ATTEMPTS, WriteConflict, revision_is
 from recsys.encoder.interactions.item_activity import ItemActivity, activity_only_payload
 from recsys.encoder.interactions.rules import EventWeights, InteractionRules
 from recsys.encoder.interactions.user_behavior import newest_version, of_version
@@ -24,7 +28,7 @@ from recsys.shared.events import DEFAULT_MAX_FUTURE_S, Interaction, parse_intera
 from recsys.shared.ids import point_id
 from recsys.shared.logs import log_event
 from recsys.shared.points import BEHAVIOR, CONTENT, ITEMS, SESSION, TASTE, USERS, ItemField, UserField, keys
-from recsys.shared.store import VectorStore
+from recsys.shared.store import GuardedPayload, GuardedPoint, VectorStore
 
 _log = logging.getLogger(__name__)
 
@@ -69,21 +73,60 @@ class _Unobserved:
 
 
 @dataclass
-class _ItemSide:
-    """What an interaction found on its item's side."""
+class _Pending:
+    """One entry waiting in a batch, and what the batch found out about it."""
 
+    event: Interaction
+    order: tuple[int, int]
+    weight: float
+    ts: float
+    done: asyncio.Future[None]
     content: np.ndarray | None = None
     deleted: bool = False
+    item_skip: str | None = None
+    user_skip: str | None = None
+    applied: bool = False
+    replayed: bool = False
+    failure: BaseException | None = None
+
+    def reset_user_side(self) -> None:
+        self.user_skip, self.applied, self.replayed = None, False, False
+
+    @property
+    def reaches_user(self) -> bool:
+        return not self.deleted and self.failure is None
+
+
+@dataclass
+class _UserOutcome:
+    """What a user's write in a batch changed: a notice to publish when its taste changed or was replayed."""
+
+    taste_change: str | None
+    revision: int
+
+
+def _stream_order(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    try:
+        return int(ms), int(seq or 0)
+    except ValueError:
+        return (0, 0)  # ids that are not stream ids (direct calls in tests) keep their arrival order
 
 
 class InteractionIngestion:
     """The handler of the interactions stream; one instance serves every concurrent entry.
 
-    Each entry updates the item first, then the user. Each side remembers recent event ids, so a
-    replayed entry (redelivered after a crash between the two writes, or published twice) changes
-    nothing twice. Each side is a compare-and-set on its `revision` (see compare_and_set.py), so
-    two processes updating the same user or item never lose an update; within this process, keyed
-    locks keep such conflicts from happening in the first place.
+    Concurrent entries are applied together in batches of up to `batch_size` (see `_apply`): one
+    task owns the queue, and each batch reads its items and users in one request each and writes
+    them in one request each, so the round trips per interaction fall with the batch's size. Each
+    entry's handler still returns or raises on its own: an entry that cannot be applied fails alone.
+
+    Each entry updates the item first, then the user; several entries of one user or item in a
+    batch apply in stream order. Each side remembers recent event ids, so a replayed entry
+    (redelivered after a crash between the two writes, or published twice) changes nothing twice.
+    Each side is a compare-and-set on its `revision` (see compare_and_set.py), so two processes
+    updating the same user or item never lose an update; a point that lost is re-read and written
+    again alone. Within this process, the item locks keep item ingestion's writes out of the way.
     """
 
     def __init__(
@@ -98,6 +141,7 @@ class InteractionIngestion:
         *,
         max_future_s: float = DEFAULT_MAX_FUTURE_S,
         observer: IngestionObserver | None = None,
+        batch_size: int = 64,
     ) -> None:
         self._store = store
         self._observer = observer or _Unobserved()
@@ -106,151 +150,250 @@ class InteractionIngestion:
         self._weights = weights
         self._rules = rules
         self._item_locks = item_locks
-        self._user_locks = KeyedLocks()
         self._behavior_log = behavior_log
         # Told of every newly applied interaction: the behavior refresh counts them.
         self._on_applied = on_applied
+        self._batch_size = batch_size
+        self._queue: list[_Pending] = []
+        self._drain: asyncio.Task[None] | None = None
 
     async def handle(self, fields: dict[str, str], entry_id: str) -> None:
         """Applies one entry; raises MalformedEvent for an entry that can never be applied."""
         event = parse_interaction(fields, entry_id, max_future_s=self._max_future_s)
         weight = self._weights.weight(event)
         ts = event.ts if event.ts is not None else time.time()
-        async with self._item_locks.hold(event.item_id):
-            item = await self._update_item(event, weight, ts)
-        if item.deleted:
-            self._skipped(event, "item_deleted")
-            return
-        async with self._user_locks.hold(event.user_id):
-            await self._update_user(event, weight, ts, item.content)
+        loop = asyncio.get_running_loop()
+        pending = _Pending(event, _stream_order(entry_id), weight, ts, loop.create_future())
+        self._queue.append(pending)
+        if self._drain is None or self._drain.done():
+            # Starts after the handlers ready in this turn of the loop have queued theirs; while a
+            # batch is applied, the next one gathers what arrives meanwhile.
+            self._drain = loop.create_task(self._drain_queue())
+        await asyncio.shield(pending.done)
+
+    async def _drain_queue(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[: self._batch_size], self._queue[self._batch_size :]
+            try:
+                await self._apply(batch)
+            except BaseException as exc:
+                for pending in batch:
+                    if not pending.done.done():
+                        pending.done.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+            else:
+                for pending in batch:
+                    if pending.done.done():
+                        continue
+                    if pending.failure is not None:
+                        pending.done.set_exception(pending.failure)
+                    else:
+                        pending.done.set_result(None)
+
+    async def _apply(self, batch: list[_Pending]) -> None:
+        """Items first (all of them locked against item ingestion), then users, then one Redis round trip."""
+        batch = sorted(batch, key=lambda pending: pending.order)  # stable: equal orders keep arrival order
+        by_item: dict[str, list[_Pending]] = {}
+        for pending in batch:
+            by_item.setdefault(pending.event.item_id, []).append(pending)
+        async with AsyncExitStack() as locks:
+            for item_id in sorted(by_item):  # one order for everyone holding several
+                await locks.enter_async_context(self._item_locks.hold(item_id))
+            await with_retries_of(by_item, self._update_items, "items")
+        for pending in batch:
+            if pending.deleted:
+                self._skipped(pending.event, "item_deleted")
+            elif pending.item_skip is not None:
+                self._skipped(pending.event, pending.item_skip)
+        by_user: dict[str, list[_Pending]] = {}
+        for pending in batch:
+            if pending.reaches_user:
+                by_user.setdefault(pending.event.user_id, []).append(pending)
+        outcomes: dict[str, _UserOutcome] = {}
+
+        async def update_users(todo: dict[str, list[_Pending]]) -> set[str]:
+            return await self._update_users(todo, outcomes)
+
+        await with_retries_of(by_user, update_users, "users")
+        for user_id, events in by_user.items():
+            if any(isinstance(pending.failure, WriteConflict) for pending in events):
+                outcomes.pop(user_id, None)  # its write never landed: nothing to announce
+        await self._announce(batch, outcomes)
+        for pending in batch:
+            if pending.user_skip is not None:
+                self._skipped(pending.event, pending.user_skip)
+            if pending.applied:
+                self._observer.interaction_applied()
+                if self._on_applied is not None:
+                    self._on_applied()
 
     def _skipped(self, event: Interaction, reason: str) -> None:
         self._observer.interaction_skipped(reason)
         log_event(_log, "interaction_skipped", reason=reason, event_id=event.event_id, item_id=event.item_id)
 
-    async def _update_item(self, event: Interaction, weight: float, ts: float) -> _ItemSide:
-        """Counts the event on the item; reports its content vector (None outside the catalog) or its deletion."""
-        pid = point_id(event.item_id)
-        item = _ItemSide()
+    async def _update_items(self, todo: dict[str, list[_Pending]]) -> set[str]:
+        """Counts each item's events on it; returns the items whose write another writer beat (to do again).
 
-        async def attempt() -> bool:
-            records = await self._store.client.retrieve(
-                ITEMS,
-                [pid],
-                with_payload=keys([*ItemField.ACTIVITY, ItemField.IN_CATALOG, ItemField.DELETED_AT]),
-                with_vectors=[CONTENT],
-            )
-            if not records:
-                return await self._record_before_catalog(event, weight, ts)
-            record = records[0]
-            if ItemField.DELETED_AT.read(record.payload) is not None:
-                item.deleted = True  # a tombstone: interactions with a deleted item count nowhere
-                return True
-            content_values = _vector(record, CONTENT)
-            item.content = np.asarray(content_values, dtype=np.float64) if content_values is not None else None
-            activity = ItemActivity.from_stored(record.payload or {})
-            if activity.has_recorded(event.event_id):
-                return True
-            if activity.beyond_horizon(event.event_id, ts):
-                # Possibly counted already and forgotten since: skipped on the item only, the user decides for itself.
-                self._skipped(event, "item_replay_horizon")
-                return True
-            expected = activity.revision
-            activity.record(event, weight, ts, self._rules)
-            activity.revision = expected + 1
-            await self._store.set_payload_where(ITEMS, pid, activity.payload(), revision_is(expected))
-            return await self._item_has(pid, event.event_id)
-
-        await with_retries(attempt, f"item {event.item_id}")
-        return item
-
-    async def _item_has(self, pid: str, event_id: str) -> bool:
-        records = await self._store.client.retrieve(ITEMS, [pid], with_payload=keys([ItemField.RECENT_EVENT_IDS]))
-        return bool(records) and event_id in ItemField.RECENT_EVENT_IDS.read(records[0].payload)
-
-    async def _record_before_catalog(self, event: Interaction, weight: float, ts: float) -> bool:
-        """Interactions may arrive before their item.upserted: keep the activity on a point outside the catalog.
-
-        The item ingestion completes that point in place when the item arrives, so popularity
-        gathered meanwhile is not lost; feeds never return a point outside the catalog.
+        Reports on each entry its item's content vector (None outside the catalog) or its deletion.
         """
-        pid = point_id(event.item_id)
-        activity = ItemActivity(popularity_ts=ts)
-        activity.record(event, weight, ts, self._rules)
-        activity.revision = 1
-        # Inserts when missing; never overwrites a point another writer made meanwhile (it has a revision).
-        await self._store.client.upsert(
+        pids = {item_id: point_id(item_id) for item_id in todo}
+        records = await self._store.client.retrieve(
             ITEMS,
-            [models.PointStruct(id=pid, vector={}, payload=activity_only_payload(event.item_id, activity, ts))],
-            update_filter=models.Filter(
-                must=[
-                    models.FieldCondition(key=ItemField.IN_CATALOG.key, match=models.MatchValue(value=False)),
-                    models.IsEmptyCondition(is_empty=models.PayloadField(key=ItemField.DELETED_AT.key)),
-                    revision_is(0),
-                ]
-            ),
+            list(pids.values()),
+            with_payload=keys([*ItemField.ACTIVITY, ItemField.IN_CATALOG, ItemField.DELETED_AT]),
+            with_vectors=[CONTENT],
         )
-        log_event(_log, "interaction_before_catalog", item_id=event.item_id, event_id=event.event_id)
-        return await self._item_has(pid, event.event_id)
-
-    async def _update_user(self, event: Interaction, weight: float, ts: float, content: np.ndarray | None) -> None:
-        pid = point_id(event.user_id)
-        taste_change: str | None = None
-        applied = False
-        revision = 0
-        logged = False
-
-        async def attempt() -> bool:
-            nonlocal taste_change, applied, revision, logged
-            applied = False
-            records = await self._store.client.retrieve(USERS, [pid], with_payload=True, with_vectors=True)
-            profile = stored_user(records[0]) if records else UserProfile(user_id=event.user_id)
-            if profile.has_recorded(event.event_id):
-                # Applied by an earlier delivery, which may have failed before its notice went out.
-                log_event(_log, "interaction_replay_skipped", user_id=event.user_id, event_id=event.event_id)
-                taste_change = "updated" if TASTE in user_vectors(profile) else None
-                revision = profile.revision
-                return True
-            if profile.beyond_horizon(event.event_id, ts):
-                self._skipped(event, "user_replay_horizon")
-                return True
-            if not logged and self._behavior_log is not None and weight != 0:
-                # Before the user write: a crash in between redelivers the entry, and the duplicate
-                # log line carries the same event id, which the factorization counts once.
-                await self._behavior_log.append(
-                    LoggedInteraction(event.event_id, event.user_id, event.item_id, weight, ts)
+        stored = {str(record.id): record for record in records}
+        payloads: list[GuardedPayload] = []
+        missing: list[models.PointStruct] = []
+        written: dict[str, list[str]] = {}
+        for item_id, events in todo.items():
+            record = stored.get(pids[item_id])
+            for pending in events:
+                pending.item_skip, pending.deleted, pending.content = None, False, None
+            if record is not None and ItemField.DELETED_AT.read(record.payload) is not None:
+                for pending in events:
+                    pending.deleted = True  # a tombstone: interactions with a deleted item count nowhere
+                continue
+            if record is None:
+                activity = ItemActivity(popularity_ts=events[0].ts)
+            else:
+                activity = ItemActivity.from_stored(record.payload or {})
+                content_values = _vector(record, CONTENT)
+                content = np.asarray(content_values, dtype=np.float64) if content_values is not None else None
+                for pending in events:
+                    pending.content = content
+            expected = activity.revision
+            activity, recorded = self._record_on_item(activity, events)
+            if not recorded:
+                continue
+            written[item_id] = recorded
+            if record is None:
+                missing.append(
+                    models.PointStruct(
+                        id=pids[item_id], vector={}, payload=activity_only_payload(item_id, activity, events[0].ts)
+                    )
                 )
-                logged = True
-            expected = profile.revision
-            taste_before = profile.taste
-            profile.record(event, weight, ts, content, self._rules)
-            behaviors, version = await self.item_behaviors(profile)
-            profile.refresh_behavior(behaviors, version, self._rules)
-            profile.revision = expected + 1
+                log_event(_log, "interaction_before_catalog", item_id=item_id, event_ids=recorded)
+            else:
+                payloads.append(GuardedPayload(pids[item_id], activity.payload(), revision_is(expected)))
+        # Inserts when missing; never overwrites a point another writer made meanwhile (it has a revision).
+        before_catalog = models.Filter(
+            must=[
+                models.FieldCondition(key=ItemField.IN_CATALOG.key, match=models.MatchValue(value=False)),
+                models.IsEmptyCondition(is_empty=models.PayloadField(key=ItemField.DELETED_AT.key)),
+                revision_is(0),
+            ]
+        )
+        await self._store.write_where(ITEMS, payloads, [GuardedPoint(point, before_catalog) for point in missing])
+        return await self._not_landed(ITEMS, ItemField.RECENT_EVENT_IDS, written)
+
+    def _record_on_item(self, activity: ItemActivity, events: list[_Pending]) -> tuple[ItemActivity, list[str]]:
+        """Applies the item's events in order; returns the activity and the ids recorded (the write must hold them)."""
+        recorded: list[str] = []
+        for pending in events:
+            event = pending.event
+            if pending.failure is not None:
+                continue
+            if activity.has_recorded(event.event_id):
+                continue
+            if activity.beyond_horizon(event.event_id, pending.ts):
+                # Possibly counted already and forgotten since: skipped on the item only, the user decides for itself.
+                pending.item_skip = "item_replay_horizon"
+                continue
+            before = copy.copy(activity)
+            try:
+                activity.record(event, pending.weight, pending.ts, self._rules)
+            except Exception as exc:  # this entry's own failure: the others of the batch go on
+                activity, pending.failure = before, exc  # record() may have changed part of it
+                continue
+            activity.revision += 1
+            recorded.append(event.event_id)
+        return activity, recorded
+
+    async def _not_landed(self, collection: str, field: Any, written: dict[str, list[str]]) -> set[str]:
+        """The subjects whose stored recent event ids lack some event just written: another writer won."""
+        if not written:
+            return set()
+        pids = {subject: point_id(subject) for subject in written}
+        records = await self._store.client.retrieve(collection, list(pids.values()), with_payload=keys([field]))
+        stored = {str(record.id): set(field.read(record.payload)) for record in records}
+        return {
+            subject for subject, event_ids in written.items() if not set(event_ids) <= stored.get(pids[subject], set())
+        }
+
+    async def _update_users(self, todo: dict[str, list[_Pending]], outcomes: dict[str, _UserOutcome]) -> set[str]:
+        """Applies each user's events in order; returns the users whose write another writer beat."""
+        pids = {user_id: point_id(user_id) for user_id in todo}
+        records = await self._store.client.retrieve(USERS, list(pids.values()), with_payload=True, with_vectors=True)
+        stored = {str(record.id): record for record in records}
+        changed: dict[str, tuple[UserProfile, int, bool]] = {}
+        for user_id, events in todo.items():
+            record = stored.get(pids[user_id])
+            profile = stored_user(record) if record is not None else UserProfile(user_id=user_id)
+            expected, taste_before = profile.revision, profile.taste
+            replayed = False
+            for pending in events:
+                pending.reset_user_side()
+                profile, applied = self._record_on_user(profile, pending)
+                replayed = replayed or pending.replayed
+                if applied:
+                    profile.revision += 1
+            if profile.revision != expected:
+                changed[user_id] = (profile, expected, profile.taste is not taste_before)
+            elif replayed:
+                # Applied by an earlier delivery, which may have failed before its notice went out.
+                taste = "updated" if TASTE in user_vectors(profile) else None
+                outcomes[user_id] = _UserOutcome(taste, profile.revision)
+        behaviors, versions = await self._history_behaviors([profile for profile, _, _ in changed.values()])
+        points: list[GuardedPoint] = []
+        written: dict[str, list[str]] = {}
+        for user_id, (profile, expected, taste_moved) in changed.items():
+            own = {item_id: versions[item_id] for item_id in _history_items(profile) if item_id in versions}
+            version = newest_version(own)
+            profile.refresh_behavior(of_version(behaviors, own, version), version, self._rules)
             vectors = user_vectors(profile)
-            taste_change = None if profile.taste is taste_before else ("updated" if TASTE in vectors else "deleted")
-            applied, revision = True, profile.revision
-            await self._store.client.upsert(
-                USERS,
-                [models.PointStruct(id=pid, vector=vectors, payload=profile.payload())],
-                update_filter=revision_is(expected),
+            points.append(
+                GuardedPoint(
+                    models.PointStruct(id=pids[user_id], vector=vectors, payload=profile.payload()),
+                    revision_is(expected),
+                )
             )
-            stored = await self._store.client.retrieve(USERS, [pid], with_payload=keys([UserField.RECENT_EVENT_IDS]))
-            return bool(stored) and event.event_id in UserField.RECENT_EVENT_IDS.read(stored[0].payload)
+            written[user_id] = [p.event.event_id for p in todo[user_id] if p.applied]
+            taste = None if not taste_moved else ("updated" if TASTE in vectors else "deleted")
+            if taste is None and any(p.replayed for p in todo[user_id]) and TASTE in vectors:
+                taste = "updated"
+            outcomes[user_id] = _UserOutcome(taste, profile.revision)
+        await self._store.write_where(USERS, points=points)
+        return await self._not_landed(USERS, UserField.RECENT_EVENT_IDS, written)
 
-        await with_retries(attempt, f"user {event.user_id}")
-        if applied:
-            self._observer.interaction_applied()
-            if self._on_applied is not None:
-                self._on_applied()
-        if taste_change is not None:
-            await self._notices.publish([notice("users", TASTE, event.user_id, taste_change, revision)])
+    def _record_on_user(self, profile: UserProfile, pending: _Pending) -> tuple[UserProfile, bool]:
+        event = pending.event
+        if profile.has_recorded(event.event_id):
+            log_event(_log, "interaction_replay_skipped", user_id=event.user_id, event_id=event.event_id)
+            pending.replayed = True
+            return profile, False
+        if profile.beyond_horizon(event.event_id, pending.ts):
+            pending.user_skip = "user_replay_horizon"
+            return profile, False
+        before = copy.copy(profile)
+        try:
+            profile.record(event, pending.weight, pending.ts, pending.content, self._rules)
+        except Exception as exc:  # this entry's own failure: the others of the batch go on
+            pending.failure = exc
+            return before, False
+        pending.applied = True
+        return profile, True
 
-    async def item_behaviors(self, profile: UserProfile) -> tuple[dict[str, np.ndarray], int | None]:
-        """Behavior vectors of the distinct items in the user's history, all of the newest model version."""
-        item_ids = list(dict.fromkeys(entry.item_id for entry in profile.history if entry.weight != 0))
+    async def _history_behaviors(self, profiles: list[UserProfile]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+        """Behavior vectors and versions of every item in these users' histories, in one request."""
+        item_ids = list(dict.fromkeys(item_id for profile in profiles for item_id in _history_items(profile)))
         if not item_ids:
-            return {}, None
+            return {}, {}
+        return await self._behaviors_of(item_ids)
+
+    async def _behaviors_of(self, item_ids: list[str]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
         records = await self._store.client.retrieve(
             ITEMS,
             [point_id(item_id) for item_id in item_ids],
@@ -265,5 +408,70 @@ class InteractionIngestion:
             if values is not None and item_id and version is not None:
                 behaviors[item_id] = np.asarray(values, dtype=np.float64)
                 versions[item_id] = version
+        return behaviors, versions
+
+    async def _announce(self, batch: list[_Pending], outcomes: dict[str, _UserOutcome]) -> None:
+        """The batch's behavior log lines and taste notices, in one Redis round trip.
+
+        After the user writes: a crash before this redelivers the entries, whose replays append their
+        log lines again (the factorization counts an event id once) and publish their notices again.
+        """
+        log = self._behavior_log
+        lines = (
+            [
+                LoggedInteraction(p.event.event_id, p.event.user_id, p.event.item_id, p.weight, p.ts)
+                for p in batch
+                if (p.applied or p.replayed) and p.weight != 0
+            ]
+            if log is not None
+            else []
+        )
+        notices = [
+            notice("users", TASTE, user_id, outcome.taste_change, outcome.revision)
+            for user_id, outcome in outcomes.items()
+            if outcome.taste_change is not None
+        ]
+        if not lines and not notices:
+            return
+        async with self._notices.redis.pipeline(transaction=False) as pipe:
+            if log is not None:
+                for line in lines:
+                    log.add_to(pipe, line)
+            self._notices.add_to(pipe, notices)
+            await pipe.execute()
+
+    async def item_behaviors(self, profile: UserProfile) -> tuple[dict[str, np.ndarray], int | None]:
+        """Behavior vectors of the distinct items in the user's history, all of the newest model version."""
+        item_ids = list(_history_items(profile))
+        if not item_ids:
+            return {}, None
+        behaviors, versions = await self._behaviors_of(item_ids)
         version_now = newest_version(versions)
         return of_version(behaviors, versions, version_now), version_now
+
+
+def _history_items(profile: UserProfile) -> dict[str, None]:
+    """The distinct items of a user's history that move its behavior vector (weight not 0), in order."""
+    return dict.fromkeys(entry.item_id for entry in profile.history if entry.weight != 0)
+
+
+async def with_retries_of(
+    todo: dict[str, list[_Pending]], attempt: Callable[[dict[str, list[_Pending]]], Awaitable[set[str]]], what: str
+) -> None:
+    """Runs `attempt` on the subjects whose write has not landed yet, until none is left (compare_and_set.py).
+
+    Only the subjects another writer beat are read and written again; those that keep losing fail
+    their own entries (WriteConflict, retried later), not the batch.
+    """
+    for tries in range(MAX_ATTEMPTS):
+        if not todo:
+            return
+        lost = await attempt(todo)
+        todo = {subject: events for subject, events in todo.items() if subject in lost}
+        if todo:
+            # A short random pause lets the competing writer finish, so the retry reads its result.
+            await asyncio.sleep(random.uniform(0, 0.002 * (tries + 1)))
+    for subject, events in todo.items():
+        for pending in events:
+            pending.reset_user_side()
+            pending.failure = WriteConflict(f"{what} {subject}: still conflicting after {MAX_ATTEMPTS} attempts")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
 import grpc
 from prometheus_client import CollectorRegistry
@@ -17,6 +18,7 @@ from redis.asyncio import Redis
 
 from recsys.encoder.interactions.behavior_log import BehaviorLog, behavior_log_stream
 from recsys.encoder.interactions.behavior_refresh import BehaviorRefresh, RefreshPolicy
+from recsys.encoder.interactions.factorizer import factorizer_from_settings
 from recsys.encoder.interactions.ingestion import InteractionIngestion
 from recsys.encoder.interactions.metrics import InteractionMetrics
 from recsys.encoder.interactions.rules import EventWeights, InteractionRules
@@ -44,6 +46,17 @@ def refresh_policy(settings: InteractionSettings) -> RefreshPolicy:
         device=settings.behavior_device,
         lock_key=f"{settings.stream_prefix}:behavior-refresh:lock",
     )
+
+
+def ingestion_policy(settings: InteractionSettings) -> ConsumerPolicy:
+    """The consumer's policy, with room for a full batch gathering while the one before is written.
+
+    Entries handled at once are what a batch can hold: at the default concurrency of 16 a batch
+    never held more than 16 interactions, whatever RECSYS_INTERACTION_BATCH_SIZE said.
+    """
+    policy = ConsumerPolicy.from_settings(settings)
+    room = 2 * settings.interaction_batch_size
+    return replace(policy, concurrency=max(policy.concurrency, room), max_records=max(policy.max_records, room // 2))
 
 
 class InteractionsRole:
@@ -77,10 +90,18 @@ class InteractionsRole:
     async def start(self, subscriptions: StreamSubscriptions) -> None:
         settings = self.settings
         await self._wait_for_collections()
+        self._store.apply_embedded_sync()
         rules = InteractionRules.from_settings(settings)
         log = BehaviorLog(self._redis, behavior_log_stream(settings.stream_prefix), settings.behavior_log_size)
         self.behavior_refresh = refresh = BehaviorRefresh(
-            self._store, self._redis, log, self._notices, rules, refresh_policy(settings), observer=self.metrics
+            self._store,
+            self._redis,
+            log,
+            self._notices,
+            rules,
+            refresh_policy(settings),
+            observer=self.metrics,
+            factorizer=factorizer_from_settings(settings),
         )
         ingestion = InteractionIngestion(
             self._store,
@@ -92,13 +113,15 @@ class InteractionsRole:
             on_applied=refresh.note_interaction,
             max_future_s=settings.event_max_future_s,
             observer=self.metrics,
+            batch_size=settings.interaction_batch_size,
         )
-        subscriptions.consume(
-            stream=settings.streams.interactions,
+        # One consumer per partition (RECSYS_STREAM_PARTITIONS); just the stream when it is not partitioned.
+        subscriptions.consume_all(
+            streams=settings.streams.interaction_streams,
             group=settings.interaction_ingest_group,
             consumer=settings.consumer_name,
             handler=ingestion.handle,
-            policy=ConsumerPolicy.from_settings(settings),
+            policy=ingestion_policy(settings),
         )
         await refresh.start()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from recsys.shared.events import InteractionType
@@ -57,6 +59,31 @@ class InteractionSettings(ConnectionSettings):
         "cpu",
         description="Where the factorization runs: 'cpu' (scipy), 'cuda' (torch on the GPU), 'auto' (cuda when torch"
         " is installed and sees a GPU, else cpu).",
+    )
+
+    behavior_factorizer: Literal["in_process", "spark"] = Field(
+        "in_process",
+        description="Where the refresh fits the collaborative model: 'in_process' (behavior_device decides CPU or GPU)"
+        " or 'spark' (RECSYS_SPARK_MASTER; needs the `spark` extra).",
+    )
+    spark_master: str = Field(
+        "local[*]", description="Spark master the 'spark' behavior factorizer runs on (local[*], spark://host:7077)."
+    )
+    spark_shuffle_partitions: int = Field(
+        8, ge=1, description="Partitions of the 'spark' behavior factorizer's shuffles and distributed matrix."
+    )
+    spark_export_dir: str = Field(
+        "",
+        description="Folder the 'spark' behavior factorizer exports the matrix to as Parquet; on a cluster, storage"
+        " every executor reads ('': a local temporary folder, enough for local[*]).",
+    )
+
+    interaction_batch_size: int = Field(
+        64,
+        ge=1,
+        description="Interactions applied together: one read and one write per batch for their items, the same for"
+        " their users (1: one at a time). The role handles at least twice this many entries at once, so a batch"
+        " gathers while the one before is written.",
     )
 
     interaction_ingest_group: str = Field(

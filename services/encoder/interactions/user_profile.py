@@ -133,8 +133,14 @@ class UserProfile:
         self, item_behaviors: Mapping[str, np.ndarray], version: int | None, rules: InteractionRules
     ) -> None:
         """Recomputes the behavior vector from the history against the item vectors of model `version`."""
-        self.behavior = user_behavior(self.history, item_behaviors, self.last_event_ts, rules.behavior_half_life_s)
-        self.behavior_version = version if self.behavior.total is not None else None
+        self.adopt_behavior(
+            user_behavior(self.history, item_behaviors, self.last_event_ts, rules.behavior_half_life_s), version
+        )
+
+    def adopt_behavior(self, behavior: DecayedSum, version: int | None) -> None:
+        """Takes a behavior sum folded in against model `version` (here or in a batch, behavior_fold.py)."""
+        self.behavior = behavior
+        self.behavior_version = version if behavior.total is not None else None
 
     def _follow_session(self, session_id: str | None, ts: float) -> bool:
         """Starts a new session when a newer event names another one; False when the event belongs to an older one."""

@@ -108,8 +108,9 @@ class TextRole:
         policy = dataclasses.replace(
             ConsumerPolicy.from_settings(settings), concurrency=settings.item_ingest_concurrency
         )
-        subscriptions.consume(
-            stream=settings.streams.items,
+        # One consumer per partition (RECSYS_STREAM_PARTITIONS); just the stream when it is not partitioned.
+        subscriptions.consume_all(
+            streams=settings.streams.item_streams,
             group=settings.item_ingest_group,
             consumer=settings.consumer_name,
             handler=items.handle,

@@ -9,6 +9,7 @@ carry (NaN, infinity). Fields left as None are left out; the services apply thei
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -32,6 +33,39 @@ def items_stream(prefix: str = DEFAULT_STREAM_PREFIX) -> str:
 
 def interactions_stream(prefix: str = DEFAULT_STREAM_PREFIX) -> str:
     return f"{prefix}:interactions"
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition an entry goes to: CRC-32 (IEEE, as zlib, Java's CRC32 and Go's crc32.ChecksumIEEE
+    compute it) of the key's UTF-8 bytes, modulo the number of partitions. The key is the item id on
+    the items stream and the user id on the interactions stream, so every entry of one item or one user
+    lands in one partition, in the order it was published. crc32("u1") is 1112514422, so
+    partition_of("u1", 4) == 2."""
+    if partitions < 1:
+        raise ValueError("partitions must be at least 1")
+    return zlib.crc32(key.encode("utf-8")) % partitions
+
+
+def partition_stream(stream: str, partition: int, partitions: int) -> str:
+    """The key of one partition of an input stream: the stream itself when it is not partitioned
+    (partitions == 1), else `{<stream>:<partition>}`. The braces are a Redis Cluster hash tag: the
+    partition, its dead-letter stream and its consumer groups' failure ledgers (keys that start with
+    the partition's key) share one slot, and different partitions spread over the cluster's nodes."""
+    if partitions == 1:
+        return stream
+    if not 0 <= partition < partitions:
+        raise ValueError(f"partition {partition} is not in 0..{partitions - 1}")
+    return "{" + f"{stream}:{partition}" + "}"
+
+
+def partition_streams(stream: str, partitions: int) -> list[str]:
+    """Every partition of an input stream, in partition order."""
+    return [partition_stream(stream, partition, partitions) for partition in range(partitions)]
+
+
+def stream_for(stream: str, key: str, partitions: int) -> str:
+    """The partition of `stream` that an entry with this key (item id, or user id) goes to."""
+    return partition_stream(stream, partition_of(key, partitions), partitions)
 
 
 def _fields(event: str, payload: Mapping[str, Any]) -> dict[str, str]:

@@ -39,22 +39,39 @@ def _import_redis() -> Any:
     """redis-py, imported on first use: only connect() needs it (the `redis` extra)."""
     try:
         import redis.asyncio
+        import redis.asyncio.cluster
+        import redis.cluster
     except ImportError as exc:
         raise ImportError('connect() needs redis-py: pip install "recsys-client[redis]"') from exc
     return redis
 
 
 class _Streams:
-    def __init__(self, stream_prefix: str, items_stream: str | None, interactions_stream: str | None) -> None:
+    def __init__(
+        self, stream_prefix: str, items_stream: str | None, interactions_stream: str | None, partitions: int
+    ) -> None:
+        if partitions < 1:
+            raise ValueError("partitions must be at least 1")
         self.items_stream = items_stream or events.items_stream(stream_prefix)
         self.interactions_stream = interactions_stream or events.interactions_stream(stream_prefix)
+        self.partitions = partitions
+
+    def items_stream_for(self, item_id: str) -> str:
+        """The items stream's partition of this item (the stream itself when not partitioned)."""
+        return events.stream_for(self.items_stream, item_id, self.partitions)
+
+    def interactions_stream_for(self, user_id: str) -> str:
+        """The interactions stream's partition of this user (the stream itself when not partitioned)."""
+        return events.stream_for(self.interactions_stream, user_id, self.partitions)
 
 
 class EventPublisher(_Streams, Generic[Writer]):
     """Publishes catalog changes and interactions; each method returns the new entry's id.
 
     Streams: `<stream_prefix>:items` and `<stream_prefix>:interactions` (the services' defaults with
-    the default prefix "recsys"), or the names given. `close()` closes the Redis client only when
+    the default prefix "recsys"), or the names given. With `partitions` > 1 (the services'
+    RECSYS_STREAM_PARTITIONS) each entry goes to its item's or user's partition (recsys_client.events.stream_for);
+    `publish(stream, fields)` writes to the stream named, as it is. `close()` closes the Redis client only when
     `owns_redis` (as when connect() made it).
     """
 
@@ -65,9 +82,10 @@ class EventPublisher(_Streams, Generic[Writer]):
         stream_prefix: str = DEFAULT_STREAM_PREFIX,
         items_stream: str | None = None,
         interactions_stream: str | None = None,
+        partitions: int = 1,
         owns_redis: bool = False,
     ) -> None:
-        super().__init__(stream_prefix, items_stream, interactions_stream)
+        super().__init__(stream_prefix, items_stream, interactions_stream, partitions)
         self.redis = redis
         self.owns_redis = owns_redis
 
@@ -79,16 +97,22 @@ class EventPublisher(_Streams, Generic[Writer]):
         stream_prefix: str = DEFAULT_STREAM_PREFIX,
         items_stream: str | None = None,
         interactions_stream: str | None = None,
+        partitions: int = 1,
+        cluster: bool = False,
         **redis_options: Any,
     ) -> EventPublisher[Any]:
         """A publisher on a redis.Redis made from the URL (rediss:// for TLS; `redis_options` such as
-        username, password, ssl_ca_certs go to redis.Redis.from_url)."""
-        client = _import_redis().Redis.from_url(url, **redis_options)
+        username, password, ssl_ca_certs go to redis.Redis.from_url), or on a redis.cluster.RedisCluster
+        when `cluster` (the URL names any node). `partitions`: the services' RECSYS_STREAM_PARTITIONS."""
+        redis = _import_redis()
+        factory = redis.cluster.RedisCluster if cluster else redis.Redis
+        client = factory.from_url(url, **redis_options)
         return EventPublisher(
             client,
             stream_prefix=stream_prefix,
             items_stream=items_stream,
             interactions_stream=interactions_stream,
+            partitions=partitions,
             owns_redis=True,
         )
 
@@ -112,11 +136,11 @@ class EventPublisher(_Streams, Generic[Writer]):
         fields = events.item_upserted(
             item_id, title, text=text, tags=tags, category=category, attributes=attributes, version=version, ts=ts
         )
-        return self.publish(self.items_stream, fields)
+        return self.publish(self.items_stream_for(item_id), fields)
 
     def delete_item(self, item_id: str, *, version: int | None = None, ts: Timestamp | None = None) -> str:
         """item.deleted: the item leaves the catalog."""
-        return self.publish(self.items_stream, events.item_deleted(item_id, version=version, ts=ts))
+        return self.publish(self.items_stream_for(item_id), events.item_deleted(item_id, version=version, ts=ts))
 
     def record_interaction(
         self,
@@ -131,7 +155,7 @@ class EventPublisher(_Streams, Generic[Writer]):
     ) -> str:
         """interaction: view, click, add_to_cart, purchase, like, dislike, or rate (with the rating as `value`)."""
         fields = events.interaction(event_id, user_id, item_id, type, value=value, session_id=session_id, ts=ts)
-        return self.publish(self.interactions_stream, fields)
+        return self.publish(self.interactions_stream_for(user_id), fields)
 
     def close(self) -> None:
         if self.owns_redis:
@@ -156,9 +180,10 @@ class AsyncEventPublisher(_Streams, Generic[AsyncWriter]):
         stream_prefix: str = DEFAULT_STREAM_PREFIX,
         items_stream: str | None = None,
         interactions_stream: str | None = None,
+        partitions: int = 1,
         owns_redis: bool = False,
     ) -> None:
-        super().__init__(stream_prefix, items_stream, interactions_stream)
+        super().__init__(stream_prefix, items_stream, interactions_stream, partitions)
         self.redis = redis
         self.owns_redis = owns_redis
 
@@ -170,15 +195,21 @@ class AsyncEventPublisher(_Streams, Generic[AsyncWriter]):
         stream_prefix: str = DEFAULT_STREAM_PREFIX,
         items_stream: str | None = None,
         interactions_stream: str | None = None,
+        partitions: int = 1,
+        cluster: bool = False,
         **redis_options: Any,
     ) -> AsyncEventPublisher[Any]:
-        """A publisher on a redis.asyncio.Redis made from the URL (see EventPublisher.connect)."""
-        client = _import_redis().asyncio.Redis.from_url(url, **redis_options)
+        """A publisher on a redis.asyncio.Redis (or, when `cluster`, a redis.asyncio.cluster.RedisCluster)
+        made from the URL (see EventPublisher.connect)."""
+        redis = _import_redis()
+        factory = redis.asyncio.cluster.RedisCluster if cluster else redis.asyncio.Redis
+        client = factory.from_url(url, **redis_options)
         return AsyncEventPublisher(
             client,
             stream_prefix=stream_prefix,
             items_stream=items_stream,
             interactions_stream=interactions_stream,
+            partitions=partitions,
             owns_redis=True,
         )
 
@@ -202,11 +233,11 @@ class AsyncEventPublisher(_Streams, Generic[AsyncWriter]):
         fields = events.item_upserted(
             item_id, title, text=text, tags=tags, category=category, attributes=attributes, version=version, ts=ts
         )
-        return await self.publish(self.items_stream, fields)
+        return await self.publish(self.items_stream_for(item_id), fields)
 
     async def delete_item(self, item_id: str, *, version: int | None = None, ts: Timestamp | None = None) -> str:
         """item.deleted: the item leaves the catalog."""
-        return await self.publish(self.items_stream, events.item_deleted(item_id, version=version, ts=ts))
+        return await self.publish(self.items_stream_for(item_id), events.item_deleted(item_id, version=version, ts=ts))
 
     async def record_interaction(
         self,
@@ -221,7 +252,7 @@ class AsyncEventPublisher(_Streams, Generic[AsyncWriter]):
     ) -> str:
         """interaction: view, click, add_to_cart, purchase, like, dislike, or rate (with the rating as `value`)."""
         fields = events.interaction(event_id, user_id, item_id, type, value=value, session_id=session_id, ts=ts)
-        return await self.publish(self.interactions_stream, fields)
+        return await self.publish(self.interactions_stream_for(user_id), fields)
 
     async def close(self) -> None:
         if self.owns_redis:
