@@ -11,6 +11,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
+# qdrant-edge-py is in the dev extra: missing, this fails instead of skipping.
+import qdrant_edge  # noqa: F401
 from qdrant_client import models
 
 from recsys.recommender.filters import Condition, ItemFilter
@@ -18,9 +21,6 @@ from recsys.recommender.qdrant_filters import to_qdrant_filter
 from recsys.shared.points import BEHAVIOR, CONTENT, ITEMS, TASTE, ItemField, UserField
 from recsys.shared.store import VectorStore
 from recsys.tools.feeds_bench.catalog import BEHAVIOR_DIMS, CONTENT_DIMS, CatalogShape, SyntheticCatalog, item_id
-
-pytest.importorskip("qdrant_edge")
-
 from recsys.tools.feeds_bench.edge import EdgeItems
 
 POOL = 50

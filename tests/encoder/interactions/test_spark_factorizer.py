@@ -17,16 +17,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+
+# pyspark and pyarrow are in the dev extra: a missing one fails here instead of skipping.
+import pyarrow  # noqa: F401
+import pyspark  # noqa: F401
 import pytest
 from scipy.linalg import subspace_angles
 
 from recsys.encoder.interactions.behavior_model import ItemFactors, LoggedInteraction, factorize, interaction_matrix
 from recsys.encoder.interactions.factorizer import factorizer_from_settings
 from recsys.encoder.interactions.settings import InteractionSettings
-
-pytest.importorskip("pyspark")
-pytest.importorskip("pyarrow")
-
 from recsys.encoder.interactions.spark_factorizer import SparkFactorizer
 
 DIMS = 6
