@@ -390,7 +390,14 @@ class StreamConsumer:
         # The dead letter and the ack in one transaction: a consumer killed in between would otherwise
         # leave the entry pending, and its next delivery would dead-letter it a second time.
         # (<stream>:dead-letter shares any hash tag of <stream>, so on a cluster both keys share a slot.)
+        # WATCH of a key nothing writes: redis-py retries a plain transaction whose reply a cut connection
+        # lost, and when the first EXEC had run that wrote a second dead letter; while watching it raises
+        # instead. The entry then stays pending: acked already if the EXEC ran, dead-lettered on its next
+        # delivery if not. (The key shares the stream's hash tag, and the encoder's and monitor's Redis
+        # users may WATCH it.)
         async with self._redis.pipeline(transaction=True) as transaction:
+            await transaction.watch(f"{self.stream}:guard:dead-letter")
+            transaction.multi()
             transaction.xadd(
                 self.dead_letter_stream,
                 record,  # type: ignore[arg-type]
