@@ -11,8 +11,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 PROTO = ROOT / "proto"
 
@@ -33,8 +31,9 @@ def _baseline() -> str:
     A shallow clone of depth 1 or a repository with a single commit has no HEAD~1 (buf fails to clone
     it); against HEAD only the uncommitted changes are checked, which is all that can be checked there.
     """
-    if shutil.which("git") is None or _git("rev-parse", "-q", "--verify", "HEAD^{commit}").returncode != 0:
-        pytest.skip("not a git checkout with a commit: no earlier protos to compare with")
+    # CI runs on a clone: without git or a commit there is nothing to compare with, and that is a failure.
+    assert shutil.which("git"), "git is needed to compare the protos with the previous commit"
+    assert _git("rev-parse", "-q", "--verify", "HEAD^{commit}").returncode == 0, "not a git checkout with a commit"
     return "HEAD~1" if _git("rev-parse", "-q", "--verify", "HEAD~1^{commit}").returncode == 0 else "HEAD"
 
 

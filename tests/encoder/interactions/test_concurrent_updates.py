@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import warnings
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from redis.asyncio import Redis
 
 from recsys.encoder.interactions.behavior_log import BehaviorLog
@@ -22,23 +19,6 @@ from recsys.shared.points import ITEMS, USERS
 from recsys.shared.store import VectorStore
 
 T0 = 1_700_000_000.0
-
-
-@pytest.fixture
-async def store() -> AsyncIterator[VectorStore]:
-    store = VectorStore.in_memory()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Payload indexes have no effect")
-        await store.ensure_collections(8, 8)
-    yield store
-    await store.close()
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 def ingestion(store: VectorStore, redis: Redis) -> InteractionIngestion:
