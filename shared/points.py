@@ -10,6 +10,9 @@ version and strength) and read by the recommender and the monitor. An item seen 
 before its `item.upserted` has a point with in_catalog = false and version -1: activity, no
 content; feeds never return it, and the first `item.upserted` completes it in place.
 
+`behavior_models` points (payload only, no vectors) record each behavior model version: the content
+map the refresh learnt with it (behavior_models.py), one point per version plus a "current" one.
+
 `users` points are written by the interactions role only. The *_norm fields keep the length of the
 un-normalized accumulator: cosine collections store unit vectors, and decayed sums need their
 magnitude to add the next event correctly.
@@ -25,6 +28,8 @@ T = TypeVar("T")
 
 ITEMS = "items"
 USERS = "users"
+# One point per behavior model version (and one naming the current version); payload only.
+MODELS = "behavior_models"
 
 # Named vectors. The content space is the text model's (its dimensions); the behavior space is the
 # collaborative model's (behavior_dims); vectors of the two spaces are never compared.
@@ -93,6 +98,16 @@ def _strings(value: Any) -> list[str]:
 
 def _mapping(value: Any) -> dict[str, Any]:
     return dict(value) if isinstance(value, Mapping) else {}
+
+
+def _optional_mapping(value: Any) -> dict[str, Any] | None:
+    return dict(value) if isinstance(value, Mapping) else None
+
+
+def _optional_floats(value: Any) -> dict[str, float] | None:
+    if not isinstance(value, Mapping):
+        return None
+    return {str(k): float(v) for k, v in value.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
 def _optional_float(value: Any) -> float | None:
@@ -193,6 +208,18 @@ class UserField:
     RECENT_EVENT_TIMES = PayloadField("recent_event_ts", _times)
     REPLAY_HORIZON_TS = PayloadField("replay_horizon_ts", _optional_float)
     REVISION = REVISION
+
+
+class ModelField:
+    """The payload of a `behavior_models` point (see recsys.shared.behavior_models)."""
+
+    # On a version's point: its version; on the "current" point: the version that is current.
+    MODEL_VERSION = PayloadField("model_version", _optional_int)
+    # ContentMap.to_dict() of the map learnt at that version, or null (off, or too few warm items).
+    CONTENT_MAP = PayloadField("content_map", _optional_mapping)
+    BLEND_WEIGHTS = PayloadField("blend_weights", _optional_floats)
+    BLEND_TUNING = PayloadField("blend_tuning", _optional_floats)
+    SAVED_AT = PayloadField("saved_at", _float)
 
 
 def keys(fields: Sequence[PayloadField[Any]]) -> list[str]:

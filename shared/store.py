@@ -17,7 +17,7 @@ from qdrant_client import AsyncQdrantClient, models
 from qdrant_client.local.payload_filters import check_filter
 
 from recsys.shared.logs import log_event
-from recsys.shared.points import ITEMS, USERS, collection_vectors, payload_indexes
+from recsys.shared.points import ITEMS, MODELS, USERS, collection_vectors, payload_indexes
 
 # SQLite journal mode and synchronous level of embedded Qdrant's files, by `embedded_sync`.
 _EMBEDDED_SYNC = {"normal": ("WAL", "NORMAL"), "full": ("DELETE", "FULL")}
@@ -152,7 +152,14 @@ class VectorStore:
         return cls(AsyncQdrantClient(":memory:"), "embedded:memory")
 
     async def ensure_collections(self, content_dims: int, behavior_dims: int) -> None:
-        """Creates the items and users collections when they do not exist yet."""
+        """Creates the items, users and behavior_models collections when they do not exist yet."""
+        if not await self.client.collection_exists(MODELS):
+            # Payload only: one record per behavior model version (recsys.shared.behavior_models);
+            # replicated like the others on a server, nothing to quantize.
+            arguments = create_collection_arguments({}, CollectionLayout() if self.embedded else self.layout)
+            arguments.pop("quantization_config", None)
+            await self.client.create_collection(MODELS, **arguments)
+            log_event(_log, "collection_created", collection=MODELS, vectors={}, location=self.location)
         for name, vectors in collection_vectors(content_dims, behavior_dims).items():
             if await self.client.collection_exists(name):
                 continue

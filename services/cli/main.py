@@ -25,6 +25,8 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("contracts",): "recsys.cli.contracts",
     ("bench", "encoder"): "recsys.cli.bench_encoder",
     ("eval",): "recsys.cli.evaluate",
+    ("synth",): "recsys.cli.synth",
+    ("convert-movielens",): "recsys.cli.convert_movielens",
     ("report",): "recsys.cli.report",
     ("bench", "drift"): "recsys.cli.bench_drift",
     ("bench", "roles"): "recsys.cli.bench_roles",

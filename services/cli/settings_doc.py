@@ -26,7 +26,17 @@ SETTINGS_CLASSES = [
     ("All services", "recsys.shared.settings", "ConnectionSettings"),
     ("Encoder, text role", "recsys.encoder.text.settings", "TextSettings"),
     ("Encoder, interactions role", "recsys.encoder.interactions.settings", "InteractionSettings"),
+    (
+        "Encoder, interactions role: cold items carried by content",
+        "recsys.encoder.content_map_settings",
+        "ContentMapSettings",
+    ),
     ("Encoder, either role: its server", "recsys.encoder.settings", "EncoderSettings"),
+    (
+        "ForYou blend: the recommender and the encoder's interactions role",
+        "recsys.shared.blend_settings",
+        "BlendSettings",
+    ),
     ("Recommender", "recsys.recommender.settings", "RecommenderSettings"),
     ("Monitor", "recsys.monitor.settings", "MonitorSettings"),
 ]

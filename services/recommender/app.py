@@ -9,6 +9,7 @@ from recsys.recommender.feeds import Feeds
 from recsys.recommender.grpc_api import SERVICE_NAME, RecommenderServicer
 from recsys.recommender.query_embedder import EncoderQueryEmbedder
 from recsys.recommender.settings import RecommenderSettings
+from recsys.recommender.tuned_blend import TunedWeights, tuned_blend_weights
 from recsys.shared.grpc_security import client_security
 from recsys.shared.grpc_server import GrpcServer
 from recsys.shared.health import HealthReporter, store_answers
@@ -54,7 +55,15 @@ class RecommenderService:
     async def start(self) -> None:
         # Channels and servers belong to the running loop, so both are made here, not in __init__.
         self._encoder = EncoderClient(self.settings.encoder_address, client_security(self.settings))
-        feeds = Feeds(self.store, self.settings, EncoderQueryEmbedder(self._encoder, self.settings.encoder_timeout_s))
+        tuned = TunedWeights(
+            lambda: tuned_blend_weights(self.store), self.settings.for_you_weights(), self.settings.blend_self_tuning
+        )
+        feeds = Feeds(
+            self.store,
+            self.settings,
+            EncoderQueryEmbedder(self._encoder, self.settings.encoder_timeout_s),
+            tuned_weights=tuned,
+        )
         self._server = GrpcServer.from_settings(
             self.settings.recommender_host,
             self.settings.recommender_port,

@@ -13,7 +13,16 @@ import numpy as np
 from qdrant_client import models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from recsys.recommender.blending import (
+from recsys.recommender.diversity import validate_lambda
+from recsys.recommender.exposure import fresh_slots, with_fresh_share
+from recsys.recommender.filters import ItemFilter, validate_exclusions, validate_limit, validate_subject_id
+from recsys.recommender.pagination import decode_token, encode_token
+from recsys.recommender.qdrant_filters import to_qdrant_filter
+from recsys.recommender.ranking import feed_order
+from recsys.recommender.recommendations import Feed, Recommendation, Strategy
+from recsys.recommender.settings import RecommenderSettings
+from recsys.recommender.tuned_blend import TunedWeights
+from recsys.shared.blending import (
     BEHAVIOR,
     CONTENT,
     POPULARITY,
@@ -28,14 +37,6 @@ from recsys.recommender.blending import (
     similar_items_signals,
     similar_items_weights,
 )
-from recsys.recommender.diversity import validate_lambda
-from recsys.recommender.exposure import fresh_slots, with_fresh_share
-from recsys.recommender.filters import ItemFilter, validate_exclusions, validate_limit, validate_subject_id
-from recsys.recommender.pagination import decode_token, encode_token
-from recsys.recommender.qdrant_filters import to_qdrant_filter
-from recsys.recommender.ranking import feed_order
-from recsys.recommender.recommendations import Feed, Recommendation, Strategy
-from recsys.recommender.settings import RecommenderSettings
 from recsys.shared.errors import InvalidRequest, NotFound, Unavailable
 from recsys.shared.ids import point_id
 from recsys.shared.points import ITEMS, SESSION, TASTE, USERS, ItemField, UserField, keys
@@ -97,8 +98,11 @@ class Feeds:
         settings: RecommenderSettings,
         embedder: QueryEmbedder,
         clock: Callable[[], float] = time.time,
+        tuned_weights: TunedWeights | None = None,
     ) -> None:
         self._client = store.client
+        # Without a model record to read (tests of other logic), ForYou ranks with the configured weights.
+        self._weights = tuned_weights or TunedWeights(_no_record, settings.for_you_weights(), enabled=False)
         self._settings = settings
         self._embedder = embedder
         self._clock = clock
@@ -163,7 +167,7 @@ class Feeds:
         share = controls.fresh_share if controls.fresh_share is not None else self._settings.fresh_share
         if not 0.0 <= share <= 1.0:
             raise InvalidRequest(f"fresh_share must be between 0 and 1, got {share}")
-        weights = self._settings.for_you_weights().overridden(controls.weights)
+        weights = (await self._weights.current()).overridden(controls.weights)
         user = await self._retrieve(USERS, user_id, _USER_FIELDS)
         payload = user.payload if user is not None else None
         vectors = _named_vectors(user) if user is not None else {}
@@ -446,6 +450,10 @@ class Feeds:
                 raise Unavailable(f"collection {ITEMS!r} has no {CONTENT!r} vector")
             self._content_dims = vectors[CONTENT].size
         return self._content_dims
+
+
+async def _no_record() -> None:
+    return None
 
 
 @contextlib.asynccontextmanager

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from recsys.recommender.blending import ForYouWeights
+from recsys.shared.blend_settings import BlendSettings
 from recsys.shared.settings import ConnectionSettings
 
 
-class RecommenderSettings(ConnectionSettings):
+class RecommenderSettings(ConnectionSettings, BlendSettings):
     """Every field can be set as RECSYS_<FIELD_NAME>, for example RECSYS_MAX_LIMIT=200."""
 
     recommender_host: str = Field("0.0.0.0", description="Interface the gRPC server binds to.")
@@ -46,18 +46,6 @@ class RecommenderSettings(ConnectionSettings):
         gt=0,
         description="SimilarItems: an item with n interactions gives behavior the weight n/(n+k), content the rest.",
     )
-    # ForYou defaults: the weights `recsys eval` picked on its validation split (see README, Offline evaluation).
-    taste_weight: float = Field(0.0, ge=0, description="ForYou: weight of user taste · item content.")
-    session_weight: float = Field(0.05, ge=0, description="ForYou: weight of user session · item content.")
-    user_behavior_weight: float = Field(
-        1.0, ge=0, description="ForYou: weight of user behavior · item behavior (cosine × the item's strength)."
-    )
-    popularity_weight: float = Field(0.02, ge=0, description="ForYou: weight of the item popularity prior.")
-    user_evidence_k: float = Field(
-        1.0,
-        gt=0,
-        description="ForYou: a user with n interactions gives behavior n/(n+k) of its weight, taste the rest.",
-    )
     mmr_lambda: float = Field(
         1.0, ge=0, le=1, description="Default MMR trade-off: 1 ranks by score alone, lower values favour diversity."
     )
@@ -73,19 +61,6 @@ class RecommenderSettings(ConnectionSettings):
     popularity_half_life_days: float = Field(
         7.0, gt=0, description="Stored popularity is decayed to now with this half-life (match the encoder's)."
     )
-    popularity_midpoint: float = Field(
-        20.0, gt=0, description="The decayed popularity that gets a prior of 0.5; the prior is log-scaled into 0..1."
-    )
-
-    def for_you_weights(self) -> ForYouWeights:
-        """The ForYou blend these settings give (before per-request overrides)."""
-        return ForYouWeights(
-            behavior=self.user_behavior_weight,
-            taste=self.taste_weight,
-            session=self.session_weight,
-            popularity=self.popularity_weight,
-            evidence_k=self.user_evidence_k,
-        )
 
     def pool_size(self, limit: int) -> int:
         """How many candidates each signal fetches for a request of `limit` items."""

@@ -96,6 +96,17 @@ class InteractionMatrixBuilder:
         self._weights.append(entry.weight)
         self._times.append(entry.ts)
 
+    def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str], list[str]]:
+        """The deduplicated events as (user row, item row, weight, ts) columns, with the user and item ids."""
+        return (
+            np.frombuffer(self._rows, dtype=np.int64),
+            np.frombuffer(self._cols, dtype=np.int64),
+            np.frombuffer(self._weights, dtype=np.float64),
+            np.frombuffer(self._times, dtype=np.float64),
+            list(self._users),
+            list(self._items),
+        )
+
     def build(self, half_life_s: float = 0.0) -> InteractionMatrix:
         values = decayed_matrix(
             np.frombuffer(self._rows, dtype=np.int64),

@@ -9,6 +9,13 @@ user, like ingestion), and a user someone else wrote meanwhile is redone alone, 
 left in the old basis. While a refresh is writing, ingestion and the recommender only combine
 vectors of one version.
 A Redis lock keeps two encoder processes from refreshing at once.
+
+With the content map on (content_map.py), the refresh also reads every catalog item's content
+vector, learns a map from content to behavior vectors on the warm items, saves it as the new
+version's model record (recsys.shared.behavior_models) before writing any item, and writes a
+vector for every item with content: observed and inferred blended by the item's evidence, so
+items with few or no interactions are carried by their content. Items whose stale vector it finds
+afterwards (an item.upserted that landed meanwhile) get their inferred vector instead of none.
 """
 
 from __future__ import annotations
@@ -26,23 +33,29 @@ import numpy as np
 from qdrant_client import models
 from redis.asyncio import Redis
 
+from recsys.encoder.content_map import ContentMap, carry_by_content, inferred_item
 from recsys.encoder.interactions.behavior_fold import ItemDirections, fold_in, history_weights
 from recsys.encoder.interactions.behavior_log import BehaviorLog
 from recsys.encoder.interactions.behavior_model import (
+    InteractionMatrix,
     InteractionMatrixBuilder,
     ItemFactors,
     LoggedInteraction,
     interaction_matrix,
 )
+from recsys.encoder.interactions.blend_tuning import TunedBlend, TuningPlan
 from recsys.encoder.interactions.compare_and_set import revision_is, with_retries
 from recsys.encoder.interactions.factorizer import Factorizer, InProcessFactorizer
 from recsys.encoder.interactions.ingestion import stored_user, user_vectors
+from recsys.encoder.interactions.refresh_tuning import BlendTuning, ModelFit, blend_record, tune_on_log
 from recsys.encoder.interactions.rules import InteractionRules
 from recsys.encoder.notices import NoticePublisher, notice
+from recsys.shared.behavior_models import BehaviorModelRecord, save_model_record
+from recsys.shared.blending import ForYouWeights
 from recsys.shared.ids import point_id
 from recsys.shared.lifecycle import cancel_and_wait
 from recsys.shared.logs import log_event
-from recsys.shared.points import BEHAVIOR, ITEMS, USERS, ItemField, UserField, keys
+from recsys.shared.points import BEHAVIOR, CONTENT, ITEMS, USERS, ItemField, UserField, keys
 from recsys.shared.store import VectorStore
 
 _log = logging.getLogger(__name__)
@@ -62,6 +75,10 @@ class RefreshPolicy:
     device: str
     lock_key: str
     lock_ttl_s: int = 3600
+    # Cold items carried by their content (content_map.py; RECSYS_BEHAVIOR_CONTENT_MAP and neighbours).
+    content_map: bool = True
+    item_evidence_k: float = 10.0
+    content_min_evidence: int = 3
 
 
 @dataclass(frozen=True)
@@ -76,6 +93,33 @@ class RefreshReport:
     read_s: float
     factorize_s: float
     write_s: float
+    # The ForYou weights tuned on the log (None: too few events or tuning off) and their validation figures.
+    blend_weights: dict[str, float] | None = None
+    blend_tuning: dict[str, float] | None = None
+
+
+@dataclass(frozen=True)
+class CatalogContent:
+    """The content vectors of every catalog item that has one (deleted items left out), row-aligned with ids.
+
+    Held as float32: 100,000 items × 384 dimensions is 154 MB, read a page at a time.
+    """
+
+    item_ids: list[str]
+    vectors: np.ndarray  # (items, content_dims) float32
+
+
+class _EvidenceRecorder:
+    """A factorizer that remembers how many users each item of the fitted matrix has (its evidence)."""
+
+    def __init__(self, inner: Factorizer) -> None:
+        self._inner = inner
+        self.evidence: dict[str, int] = {}
+
+    def factorize(self, matrix: InteractionMatrix, dims: int) -> ItemFactors:
+        users = np.asarray(matrix.values.getnnz(axis=0)).ravel()
+        self.evidence = {item_id: int(n) for item_id, n in zip(matrix.item_ids, users, strict=True)}
+        return self._inner.factorize(matrix, dims)
 
 
 class RefreshObserver(Protocol):
@@ -123,8 +167,10 @@ class BehaviorRefresh:
         policy: RefreshPolicy,
         observer: RefreshObserver | None = None,
         factorizer: Factorizer | None = None,
+        blend_tuning: BlendTuning | None = None,
     ) -> None:
         self._store = store
+        self._blend_tuning = blend_tuning or BlendTuning(False, ForYouWeights(1.0, 0.0, 0.0, 0.0, 1.0), TuningPlan())
         self._factorizer = factorizer or InProcessFactorizer(policy.device)
         self._observer = observer or _Unobserved()
         self._redis = redis
@@ -136,7 +182,7 @@ class BehaviorRefresh:
         self._due = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.last_report: RefreshReport | None = None
-        # What a running refresh is doing: idle, reading, factorizing, writing (for logs and tests).
+        # What a running refresh is doing: idle, reading, factorizing, tuning, writing (for logs and tests).
         self.phase = "idle"
 
     def note_interaction(self) -> None:
@@ -194,12 +240,50 @@ class BehaviorRefresh:
                 entries.add(entry)
             read_done = time.monotonic()
             self.phase = "factorizing"
-            factors = await asyncio.to_thread(fit, entries, self.policy, self._factorizer)
+            recorder = _EvidenceRecorder(self._factorizer)
+            factors = await asyncio.to_thread(fit, entries, self.policy, recorder)
+            version = await self._next_version()
+            content_map: ContentMap | None = None
+            tuned: TunedBlend | None = None
+            if self.policy.content_map or self._blend_tuning.enabled:
+                catalog = await self._read_content()
+                if self.policy.content_map:
+                    evidence = np.asarray([recorder.evidence.get(i, 0) for i in catalog.item_ids], dtype=np.float64)
+                    factors, content_map = await asyncio.to_thread(
+                        carry_by_content,
+                        factors,
+                        catalog.item_ids,
+                        catalog.vectors,
+                        evidence,
+                        self.policy.item_evidence_k,
+                        min_evidence=self.policy.content_min_evidence,
+                        version=version,
+                    )
+                self.phase = "tuning"
+                tuned = await asyncio.to_thread(
+                    tune_on_log,
+                    entries,
+                    catalog.item_ids,
+                    catalog.vectors,
+                    self._model_fit(),
+                    self._rules,
+                    self._blend_tuning,
+                )
+                del catalog
             fitted = time.monotonic()
             self.phase = "writing"
-            version = await self._next_version()
+            # Before any item: an item.upserted from now on infers its vector with this version's map.
+            blend_weights, blend_tuning = blend_record(tuned, self._blend_tuning)
+            # Untuned, the record holds no weights: each recommender then ranks with its own configuration.
+            record = BehaviorModelRecord(
+                version,
+                content_map.to_dict() if content_map is not None else None,
+                blend_weights if tuned is not None else None,
+                blend_tuning,
+            )
+            await save_model_record(self._store, record)
             written = await self._write_items(factors, version)
-            cleared = await self._clear_stale_items(version)
+            cleared = await self._clear_stale_items(version, content_map)
             users = await self._refold_users(factors, version)
         finally:
             self.phase = "idle"
@@ -212,6 +296,19 @@ class BehaviorRefresh:
             read_s=round(read_done - started, 3),
             factorize_s=round(fitted - read_done, 3),
             write_s=round(time.monotonic() - fitted, 3),
+            blend_weights=blend_weights,
+            blend_tuning=blend_tuning,
+        )
+
+    def _model_fit(self) -> ModelFit:
+        """How the tuning fits its validation model: exactly as this refresh fits the real one."""
+        return ModelFit(
+            self._factorizer,
+            self.policy.model_half_life_s,
+            self.policy.dims,
+            self.policy.content_map,
+            self.policy.item_evidence_k,
+            self.policy.content_min_evidence,
         )
 
     async def _next_version(self) -> int:
@@ -230,6 +327,37 @@ class BehaviorRefresh:
         )
         newest = max((ItemField.BEHAVIOR_VERSION.read(r.payload) or 0 for r in records), default=0)
         return max(int(time.time() * 1000), newest + 1)
+
+    async def _read_content(self) -> CatalogContent:
+        """Every catalog item's content vector, a page at a time (deleted items and items without content left out)."""
+        with_content = models.Filter(
+            must=[
+                models.HasVectorCondition(has_vector=CONTENT),
+                models.FieldCondition(key=ItemField.IN_CATALOG.key, match=models.MatchValue(value=True)),
+                _NOT_DELETED,
+            ]
+        )
+        item_ids: list[str] = []
+        pages: list[np.ndarray] = []
+        offset: Any = None
+        while True:
+            records, offset = await self._store.client.scroll(
+                ITEMS,
+                scroll_filter=with_content,
+                limit=self.policy.batch_size,
+                offset=offset,
+                with_payload=keys([ItemField.ITEM_ID]),
+                with_vectors=[CONTENT],
+            )
+            rows = [(ItemField.ITEM_ID.read(r.payload), _vector_of(r, CONTENT)) for r in records]
+            rows = [(item_id, vector) for item_id, vector in rows if item_id and vector is not None]
+            if rows:
+                item_ids += [item_id for item_id, _ in rows]
+                pages.append(np.asarray([vector for _, vector in rows], dtype=np.float32))
+            if offset is None:
+                break
+        vectors = np.concatenate(pages) if pages else np.zeros((0, 0), dtype=np.float32)
+        return CatalogContent(item_ids, vectors)
 
     async def _write_items(self, factors: ItemFactors, version: int) -> int:
         """New vectors for the items that still exist (deleted ones excepted), in batches; each batch yields."""
@@ -279,8 +407,12 @@ class BehaviorRefresh:
             written += len(present)
         return written
 
-    async def _clear_stale_items(self, version: int) -> int:
-        """Items the new model does not cover (nobody engages with them any more) lose their old-basis vector."""
+    async def _clear_stale_items(self, version: int, content_map: ContentMap | None = None) -> int:
+        """Items the new model does not cover lose their old vector; with a map, ones with content get one inferred.
+
+        Without a map such items are ones nobody engages with any more. With one, they are items whose
+        content arrived after the refresh read the catalog (their item.upserted used the previous map).
+        """
         stale = models.Filter(
             should=[
                 models.FieldCondition(key=ItemField.BEHAVIOR_VERSION.key, range=models.Range(lt=version)),
@@ -300,8 +432,11 @@ class BehaviorRefresh:
                 scroll_filter=stale,
                 limit=self.policy.batch_size,
                 offset=offset,
-                with_payload=keys([ItemField.ITEM_ID]),
+                with_payload=keys([ItemField.ITEM_ID, ItemField.DELETED_AT]),
+                with_vectors=[CONTENT] if content_map is not None else False,
             )
+            if content_map is not None:
+                records = await self._infer_stale(records, content_map, version)
             if records:
                 ids = [record.id for record in records]
                 await self._store.client.batch_update_points(
@@ -321,6 +456,42 @@ class BehaviorRefresh:
                 cleared += len(ids)
             if offset is None:
                 return cleared
+
+    async def _infer_stale(
+        self, records: list[models.Record], content_map: ContentMap, version: int
+    ) -> list[models.Record]:
+        """Writes the inferred vector of each stale item with content; returns the others, to be cleared."""
+        left: list[models.Record] = []
+        operations: list[Any] = []
+        inferred_ids: list[str] = []
+        for record in records:
+            content = _vector_of(record, CONTENT)
+            inferred = None
+            if content is not None and ItemField.DELETED_AT.read(record.payload) is None:
+                inferred = inferred_item(content_map, np.asarray(content, dtype=np.float32))
+            if inferred is None:
+                left.append(record)
+                continue
+            unit, strength = inferred
+            operations += [
+                models.UpdateVectorsOperation(
+                    update_vectors=models.UpdateVectors(
+                        points=[models.PointVectors(id=record.id, vector={BEHAVIOR: unit.tolist()})],
+                        update_filter=_NOT_DELETED,
+                    )
+                ),
+                models.SetPayloadOperation(
+                    set_payload=models.SetPayload(
+                        payload={ItemField.BEHAVIOR_VERSION.key: version, ItemField.BEHAVIOR_NORM.key: strength},
+                        points=[record.id],
+                    )
+                ),
+            ]
+            inferred_ids.append(ItemField.ITEM_ID.read(record.payload))
+        if operations:
+            await self._store.client.batch_update_points(ITEMS, operations)
+            await self._notices.publish([notice("items", BEHAVIOR, i, "updated", version) for i in inferred_ids])
+        return left
 
     async def _refold_users(self, factors: ItemFactors, version: int) -> int:
         """Every user's behavior vector recomputed from their history against the new item vectors, a page at a time."""
@@ -397,3 +568,11 @@ class BehaviorRefresh:
         # Done when the stored vector is in the new basis (or there is none), whoever wrote it last;
         # an ingestion that read the old item vectors and won the race is redone here.
         return not stored or UserField.BEHAVIOR_VERSION.read(stored[0].payload) in (version, None)
+
+
+def _vector_of(record: models.Record, name: str) -> list[float] | None:
+    vectors = record.vector if isinstance(record.vector, dict) else {}
+    value = vectors.get(name)
+    if not isinstance(value, list) or not all(isinstance(v, float | int) for v in value):
+        return None  # absent, or a multi-vector (not a content vector)
+    return [float(v) for v in value if isinstance(v, float | int)]

@@ -61,6 +61,23 @@ class InteractionMetrics:
             "Interactions in the log the last refresh written here was fitted on",
             registry=registry,
         )
+        self.blend_weight = Gauge(
+            "recsys_blend_weight",
+            "ForYou weight of each signal the last refresh written here chose (evidence_k: the user evidence constant)",
+            ["signal"],
+            registry=registry,
+        )
+        self.blend_self_tuned = Gauge(
+            "recsys_blend_self_tuned",
+            "1 when the last refresh tuned the ForYou weights on recent events, 0 when it kept the configured ones",
+            registry=registry,
+        )
+        self.blend_validation_ndcg = Gauge(
+            "recsys_blend_validation_ndcg",
+            "NDCG@10 on the refresh's validation split: of the chosen weights, the configured defaults, popularity",
+            ["ranking"],
+            registry=registry,
+        )
         # A configured value, exported so an alert can say "stale" relative to it.
         Gauge(
             "recsys_behavior_refresh_interval_seconds",
@@ -81,6 +98,13 @@ class InteractionMetrics:
         self.refresh_last_success.set(time.time())
         self.behavior_version.set(report.version)
         self.refresh_interactions.set(report.interactions)
+        tuning = report.blend_tuning or {}
+        self.blend_self_tuned.set(tuning.get("self_tuned", 0.0))
+        for signal, weight in (report.blend_weights or {}).items():
+            self.blend_weight.labels(signal).set(weight)
+        for ranking, key in (("tuned", "ndcg"), ("defaults", "defaults_ndcg"), ("popularity", "popularity_ndcg")):
+            if key in tuning:
+                self.blend_validation_ndcg.labels(ranking).set(tuning[key])
 
     def refresh_failed(self) -> None:
         self.refresh_failures.inc()

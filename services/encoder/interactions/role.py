@@ -16,15 +16,18 @@ import grpc
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
+from recsys.encoder.content_map_settings import ContentMapSettings
 from recsys.encoder.interactions.behavior_log import BehaviorLog, behavior_log_stream
 from recsys.encoder.interactions.behavior_refresh import BehaviorRefresh, RefreshPolicy
 from recsys.encoder.interactions.factorizer import factorizer_from_settings
 from recsys.encoder.interactions.ingestion import InteractionIngestion
 from recsys.encoder.interactions.metrics import InteractionMetrics
+from recsys.encoder.interactions.refresh_tuning import BlendTuning
 from recsys.encoder.interactions.rules import EventWeights, InteractionRules
 from recsys.encoder.interactions.settings import InteractionSettings
 from recsys.encoder.keyed_locks import KeyedLocks
 from recsys.encoder.notices import NoticePublisher
+from recsys.shared.blend_settings import BlendSettings
 from recsys.shared.logs import log_event
 from recsys.shared.store import VectorStore
 from recsys.shared.streams import ConsumerPolicy, StreamSubscriptions
@@ -37,7 +40,8 @@ _log = logging.getLogger(__name__)
 
 
 def refresh_policy(settings: InteractionSettings) -> RefreshPolicy:
-    return RefreshPolicy(
+    """The refresh's policy; the content map's knobs come with the encoder's settings (their defaults otherwise)."""
+    policy = RefreshPolicy(
         every_interactions=settings.behavior_refresh_interactions,
         interval_s=settings.behavior_refresh_interval_s,
         model_half_life_s=settings.behavior_model_half_life_days * _DAY_S,
@@ -46,6 +50,14 @@ def refresh_policy(settings: InteractionSettings) -> RefreshPolicy:
         device=settings.behavior_device,
         lock_key=f"{settings.stream_prefix}:behavior-refresh:lock",
     )
+    if isinstance(settings, ContentMapSettings):
+        policy = replace(
+            policy,
+            content_map=settings.behavior_content_map,
+            item_evidence_k=settings.behavior_item_evidence_k,
+            content_min_evidence=settings.behavior_content_min_evidence,
+        )
+    return policy
 
 
 def ingestion_policy(settings: InteractionSettings) -> ConsumerPolicy:
@@ -102,6 +114,7 @@ class InteractionsRole:
             refresh_policy(settings),
             observer=self.metrics,
             factorizer=factorizer_from_settings(settings),
+            blend_tuning=BlendTuning.from_settings(settings) if isinstance(settings, BlendSettings) else None,
         )
         ingestion = InteractionIngestion(
             self._store,

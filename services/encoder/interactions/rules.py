@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from recsys.encoder.interactions.settings import InteractionSettings
 from recsys.shared.events import Interaction, InteractionType, MalformedEvent
@@ -65,6 +65,8 @@ class InteractionRules:
     seen_size: int
     recent_events_size: int
     behavior_dims: int
+    # Interactions of these types do not mark their item seen (repeat consumption: a re-buy may be recommended).
+    repeatable_types: frozenset[InteractionType] = field(default_factory=frozenset)
 
     @classmethod
     def from_settings(cls, settings: InteractionSettings) -> InteractionRules:
@@ -77,4 +79,5 @@ class InteractionRules:
             seen_size=settings.seen_size,
             recent_events_size=settings.recent_events_size,
             behavior_dims=settings.behavior_dims,
+            repeatable_types=settings.repeatable_types(),
         )

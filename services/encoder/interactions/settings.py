@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from recsys.shared.events import InteractionType
 from recsys.shared.settings import ConnectionSettings
@@ -31,6 +31,13 @@ class InteractionSettings(ConnectionSettings):
     rating_neutral: float = Field(2.5, description="A rating's weight is (rating - rating_neutral).")
     max_event_strength: float = Field(
         10.0, gt=0, description="Largest `value` a non-rating event may carry as a strength multiplier."
+    )
+
+    repeatable_interaction_types: str = Field(
+        "",
+        description="Comma-separated interaction types that may repeat (e.g. `purchase` for consumables): an item"
+        " a user engaged with only through these is not added to the user's seen list, so ForYou may recommend it"
+        " again ('': none, every engaged item is seen).",
     )
 
     history_size: int = Field(100, ge=1, description="Interactions kept in a user's history (newest win).")
@@ -90,6 +97,12 @@ class InteractionSettings(ConnectionSettings):
         "encoder-interactions", description="Consumer group reading the interactions stream."
     )
 
+    @field_validator("repeatable_interaction_types")
+    @classmethod
+    def _known_types(cls, value: str) -> str:
+        parse_interaction_types(value)
+        return value
+
     @model_validator(mode="after")
     def _rating_scale(self) -> InteractionSettings:
         if not self.rating_min <= self.rating_neutral <= self.rating_max:
@@ -98,6 +111,10 @@ class InteractionSettings(ConnectionSettings):
                 f" .. rating_max {self.rating_max}"
             )
         return self
+
+    def repeatable_types(self) -> frozenset[InteractionType]:
+        """The interaction types that do not mark an item seen."""
+        return parse_interaction_types(self.repeatable_interaction_types)
 
     def event_weights(self) -> dict[InteractionType, float]:
         """The base weight of every interaction type except `rate`, whose weight comes from its rating."""
@@ -109,3 +126,17 @@ class InteractionSettings(ConnectionSettings):
             InteractionType.LIKE: self.weight_like,
             InteractionType.DISLIKE: self.weight_dislike,
         }
+
+
+def parse_interaction_types(names: str) -> frozenset[InteractionType]:
+    """Comma-separated interaction type names; raises ValueError naming an unknown one."""
+    kinds = set()
+    for name in (part.strip() for part in names.split(",")):
+        if not name:
+            continue
+        try:
+            kinds.add(InteractionType(name))
+        except ValueError:
+            known = ", ".join(kind.value for kind in InteractionType)
+            raise ValueError(f"unknown interaction type {name!r}; expected some of {known}") from None
+    return frozenset(kinds)

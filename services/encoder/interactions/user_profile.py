@@ -114,13 +114,16 @@ class UserProfile:
         """Applies one interaction; `item_content` is None when the item is not in the catalog.
 
         An unknown item still counts in the history, the seen list and the counts; it cannot move
-        the taste or session vectors because it has no content vector.
+        the taste or session vectors because it has no content vector. An interaction of a repeatable
+        type (rules.repeatable_types) leaves the seen list as it is: an item engaged with only that
+        way stays recommendable.
         """
         self.recent = self.recent.remember(event.event_id, ts, rules.recent_events_size)
         self.event_count += 1
         self.last_event_ts = max(self.last_event_ts, ts)
         self.history = _bounded_history(self.history, HistoryEntry(event.item_id, weight, ts), rules.history_size)
-        self.seen = _bounded_append([i for i in self.seen if i != event.item_id], event.item_id, rules.seen_size)
+        if event.type not in rules.repeatable_types:
+            self.seen = _bounded_append([i for i in self.seen if i != event.item_id], event.item_id, rules.seen_size)
 
         in_current_session = self._follow_session(event.session_id, ts)
         if item_content is None or weight == 0:

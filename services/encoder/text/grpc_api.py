@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 
@@ -13,9 +14,16 @@ from recsys.encoder.text.batching import Lane
 from recsys.encoder.text.embedding import EmbeddingEngine, EmbedOptions, TextEmbeddings
 from recsys.encoder.text.quantization import Precision
 from recsys.encoder.text.settings import TextSettings
+from recsys.shared.behavior_models import BehaviorModelRecord
+from recsys.shared.blend_settings import BlendSettings
 from recsys.shared.errors import InvalidRequest, Unavailable
 from recsys.shared.grpc_server import maps_errors, status_for
+from recsys.shared.logs import log_event
 from recsys_client.api import encoder_pb2, encoder_pb2_grpc
+
+_log = logging.getLogger(__name__)
+
+ModelRecordLoader = Callable[[], Awaitable[BehaviorModelRecord | None]]
 
 SERVICE_NAME = encoder_pb2.DESCRIPTOR.services_by_name["EncoderService"].full_name
 
@@ -76,9 +84,10 @@ def deadline_of(context: grpc.aio.ServicerContext) -> float | None:
 class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
     """Serves Embed, EmbedStream and GetModelInfo; answers UNAVAILABLE until an engine is attached."""
 
-    def __init__(self, settings: TextSettings) -> None:
+    def __init__(self, settings: TextSettings, behavior_models: ModelRecordLoader | None = None) -> None:
         self._settings = settings
         self._engine: EmbeddingEngine | None = None
+        self._behavior_models = behavior_models
 
     def attach(self, engine: EmbeddingEngine) -> None:
         """Starts answering with this engine (the model is loaded and the batcher runs)."""
@@ -173,4 +182,41 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
                 live_pass_ms=settings.batch_live_pass_ms,
                 live_grace_ms=settings.batch_live_grace_ms,
             ),
+            behavior_model=await self._behavior_model_info(),
+        )
+
+    async def _behavior_model_info(self) -> encoder_pb2.BehaviorModelInfo | None:
+        """The current behavior model's record: absent before the first refresh (or without a store)."""
+        if self._behavior_models is None:
+            return None
+        try:
+            record = await self._behavior_models()
+        except Exception as exc:  # the text model's description stays true while the store is away
+            log_event(_log, "behavior_model_unreadable", logging.WARNING, error=repr(exc))
+            return None
+        if record is None:
+            return None
+        tuning = record.blend_tuning or {}
+        weights = record.blend_weights
+        if weights is None and isinstance(self._settings, BlendSettings):
+            defaults = self._settings.for_you_weights()
+            weights = {
+                "behavior": defaults.behavior,
+                "taste": defaults.taste,
+                "session": defaults.session,
+                "popularity": defaults.popularity,
+                "evidence_k": defaults.evidence_k,
+            }
+        weights = dict(weights or {})
+        evidence_k = weights.pop("evidence_k", 0.0)
+        return encoder_pb2.BehaviorModelInfo(
+            version=record.version,
+            blend_weights=weights,
+            user_evidence_k=evidence_k,
+            self_tuned=bool(tuning.get("self_tuned", 0.0)) and record.blend_weights is not None,
+            validation_users=int(tuning.get("validation_users", 0)),
+            validation_ndcg=tuning.get("ndcg", 0.0),
+            defaults_ndcg=tuning.get("defaults_ndcg", 0.0),
+            popularity_ndcg=tuning.get("popularity_ndcg", 0.0),
+            content_map=record.content_map is not None,
         )

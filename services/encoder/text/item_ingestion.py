@@ -7,7 +7,10 @@ interactions role creating an item's point from its first interaction) never und
   is not above the deletion's, so a replayed or late upsert never brings the item back;
 - the point an interaction made before the item arrived (its activity counters) is completed in
   place, never replaced;
-- the notice of a write is published after it, and again when the entry is redelivered (at least once).
+- the notice of a write is published after it, and again when the entry is redelivered (at least once);
+- with a current behavior model whose record holds a content map (the behavior refresh learns it), an
+  item without a behavior vector of that version gets its inferred one at once; one that has a vector
+  of that version keeps it (a text change reaches it at the next refresh).
 """
 
 from __future__ import annotations
@@ -19,19 +22,22 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
 from qdrant_client import models
 
+from recsys.encoder.content_map import ContentMap, inferred_item
 from recsys.encoder.keyed_locks import KeyedLocks
 from recsys.encoder.notices import NoticePublisher, notice
 from recsys.encoder.text.batching import Lane
 from recsys.encoder.text.catalog import catalog_fields, new_item_payload, tombstone_payload
 from recsys.encoder.text.embedding import EmbeddingEngine
+from recsys.shared.behavior_models import current_model_version, load_model_record
 from recsys.shared.errors import InvalidRequest
 from recsys.shared.events import DEFAULT_MAX_FUTURE_S, ItemDeleted, ItemUpserted, MalformedEvent, parse_item_event
 from recsys.shared.ids import point_id
 from recsys.shared.logs import log_event
 from recsys.shared.points import BEHAVIOR, CONTENT, ITEMS, ItemField, keys
-from recsys.shared.store import VectorStore
+from recsys.shared.store import GuardedPayload, VectorStore
 
 _log = logging.getLogger(__name__)
 
@@ -105,6 +111,17 @@ class StoredItem:
         return "write" if incoming > stored else "stale"
 
 
+def _inferable(version: int, behavior_version: int) -> models.Filter:
+    """Points that may take an inferred behavior vector: this content version, not deleted, none of this model yet."""
+    return models.Filter(
+        must=[
+            models.FieldCondition(key=ItemField.VERSION.key, match=models.MatchValue(value=version)),
+            models.IsEmptyCondition(is_empty=models.PayloadField(key=ItemField.DELETED_AT.key)),
+        ],
+        must_not=[models.FieldCondition(key=ItemField.BEHAVIOR_VERSION.key, range=models.Range(gte=behavior_version))],
+    )
+
+
 class StageObserver(Protocol):
     """Where an entry's time goes: `embed` (queue and model), `store` (Qdrant reads and writes), `notice`."""
 
@@ -142,6 +159,9 @@ class ItemIngestion:
         self._store_turn: contextlib.AbstractAsyncContextManager[Any] = (
             asyncio.Lock() if store.embedded else contextlib.nullcontext()
         )
+        # The current behavior model's content map, reloaded only when the current version changes.
+        self._model_version: int | None = None
+        self._content_map: ContentMap | None = None
 
     async def handle(self, fields: dict[str, str], entry_id: str) -> None:
         """Applies one entry; raises MalformedEvent for an entry that can never be applied."""
@@ -191,9 +211,13 @@ class ItemIngestion:
         self._observer.stage_done("embed", embedded_at - read)
         async with self._store_turn:
             await self._write(event, pid, ts, stored, embedded.vectors[0].tolist())
+            behavior_version = await self._write_inferred_behavior(event, pid, embedded.vectors[0])
         written = time.perf_counter()
         self._observer.stage_done("store", (read - started) + (written - embedded_at))
-        await self._notices.publish([notice("items", CONTENT, event.item_id, "updated", event.version)])
+        published = [notice("items", CONTENT, event.item_id, "updated", event.version)]
+        if behavior_version is not None:
+            published.append(notice("items", BEHAVIOR, event.item_id, "updated", behavior_version))
+        await self._notices.publish(published)
         self._observer.stage_done("notice", time.perf_counter() - written)
         log_event(
             _log,
@@ -229,6 +253,49 @@ class ItemIngestion:
             update_filter=_older_than(event.version, ts),
         )
         await self._store.set_payload_where(ITEMS, pid, catalog_fields(event, ts), _older_than(event.version, ts))
+
+    async def _current_content_map(self) -> ContentMap | None:
+        """The current model's content map: one small read per item, the map itself read once per version."""
+        version = await current_model_version(self._store)
+        if version != self._model_version:
+            record = await load_model_record(self._store, version) if version is not None else None
+            self._content_map = (
+                ContentMap.from_dict(record.content_map) if record is not None and record.content_map else None
+            )
+            self._model_version = version
+        return self._content_map
+
+    async def _write_inferred_behavior(self, event: ItemUpserted, pid: str, content: np.ndarray) -> int | None:
+        """Gives the item its content-inferred behavior vector unless it has one of the current version; the version."""
+        content_map = await self._current_content_map()
+        if content_map is None or content_map.content_dims != len(content) or self._model_version is None:
+            return None
+        inferred = inferred_item(content_map, content)
+        if inferred is None:
+            return None
+        version = self._model_version
+        records = await self._store.client.retrieve(
+            ITEMS, [pid], with_payload=keys([ItemField.BEHAVIOR_VERSION]), with_vectors=False
+        )
+        stored_version = ItemField.BEHAVIOR_VERSION.read(records[0].payload) if records else None
+        if not records or (stored_version is not None and stored_version >= version):
+            return None
+        unit, strength = inferred
+        condition = _inferable(event.version, version)
+        # Vector first, then its version and strength, each only while no vector of this version landed
+        # (the refresh writing the item meanwhile wins).
+        await self._store.client.update_vectors(
+            ITEMS, [models.PointVectors(id=pid, vector={BEHAVIOR: unit.tolist()})], update_filter=condition
+        )
+        await self._store.write_where(
+            ITEMS,
+            payloads=[
+                GuardedPayload(
+                    pid, {ItemField.BEHAVIOR_VERSION.key: version, ItemField.BEHAVIOR_NORM.key: strength}, condition
+                )
+            ],
+        )
+        return version
 
     async def _delete(self, event: ItemDeleted) -> None:
         pid = point_id(event.item_id)

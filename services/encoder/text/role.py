@@ -19,6 +19,7 @@ from recsys.encoder.text.int8_ranges import calibration_texts
 from recsys.encoder.text.item_ingestion import ItemIngestion
 from recsys.encoder.text.metrics import TextMetrics
 from recsys.encoder.text.settings import TextSettings
+from recsys.shared.behavior_models import load_current_model
 from recsys.shared.logs import log_event
 from recsys.shared.store import VectorStore
 from recsys.shared.streams import ConsumerPolicy, StreamSubscriptions
@@ -66,7 +67,7 @@ class TextRole:
         self._item_locks = item_locks
         self.metrics = TextMetrics(registry)
         self.embedder = embedder
-        self._servicer = EncoderServicer(settings)
+        self._servicer = EncoderServicer(settings, lambda: load_current_model(store))
         self._engine: EmbeddingEngine | None = None
 
     def register(self, server: grpc.aio.Server) -> None:

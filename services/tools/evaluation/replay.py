@@ -1,21 +1,24 @@
-"""Replays training ratings through the encoder's update code and fits the collaborative model like a refresh does."""
+"""Replays training interactions through the encoder's update code and fits the behavior model as a refresh does."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from tqdm import tqdm
 
-from recsys.encoder.interactions.behavior_model import ItemFactors, LoggedInteraction
-from recsys.encoder.interactions.behavior_refresh import RefreshPolicy, fit
+from recsys.encoder.interactions.behavior_model import InteractionMatrixBuilder, ItemFactors, LoggedInteraction
+from recsys.encoder.interactions.behavior_refresh import RefreshPolicy
+from recsys.encoder.interactions.blend_tuning import EventColumns
+from recsys.encoder.interactions.factorizer import InProcessFactorizer
 from recsys.encoder.interactions.item_activity import ItemActivity
+from recsys.encoder.interactions.refresh_tuning import ModelFit
 from recsys.encoder.interactions.rules import EventWeights, InteractionRules
 from recsys.encoder.interactions.user_profile import UserProfile
-from recsys.recommender.blending import Candidates, UserQuery
-from recsys.shared.events import Interaction, InteractionType
-from recsys.tools.evaluation.dataset import Ratings
+from recsys.shared.blending import Candidates, UserQuery
+from recsys.tools.evaluation.dataset import Interactions
 
 # A replay has one model version; the number only has to be the same on items and users.
 REPLAY_VERSION = 1
@@ -32,10 +35,44 @@ class ReplayResult:
     interaction_counts: np.ndarray  # positive training interactions per item
     factors: ItemFactors
     log_size: int
+    # The behavior log the replay wrote, as the refresh reads it (deduplicated, non-zero weights), and the catalog
+    # (items with content, in item-row order) the refresh's content map and blend tuning see.
+    entries: InteractionMatrixBuilder
+    catalog_ids: list[str]
+    catalog_content: np.ndarray
+
+    @property
+    def events(self) -> EventColumns:
+        """The log as columns; rows index the log's own id lists, not the dataset's."""
+        return EventColumns(*self.entries.columns())
+
+
+def model_fit(policy: RefreshPolicy) -> ModelFit:
+    """How the refresh fits item vectors under `policy`: its factorizer, decay, dimensions and content map."""
+    return ModelFit(
+        InProcessFactorizer(policy.device),
+        policy.model_half_life_s,
+        policy.dims,
+        policy.content_map,
+        policy.item_evidence_k,
+        policy.content_min_evidence,
+    )
+
+
+def refit(replayed: ReplayResult, policy: RefreshPolicy, rules: InteractionRules) -> ReplayResult:
+    """The same replay refit under another policy (e.g. without the content map), every user re-folded against it;
+    `replayed` is left as it was."""
+    factors = model_fit(policy).fit(replayed.events, replayed.catalog_ids, replayed.catalog_content)
+    profiles = copy.deepcopy(replayed.profiles)
+    item_behaviors = factors.as_mapping()
+    for user in replayed.popularity:
+        if user in profiles:
+            profiles[user].refresh_behavior(item_behaviors, REPLAY_VERSION, rules)
+    return replace(replayed, profiles=profiles, factors=factors)
 
 
 def replay(
-    ratings: Ratings,
+    interactions: Interactions,
     train: np.ndarray,
     request_times: dict[int, float],
     content: np.ndarray,
@@ -44,63 +81,70 @@ def replay(
     policy: RefreshPolicy,
     popularity_prior: PopularityPrior,
     progress: bool = True,
+    has_content: np.ndarray | None = None,
 ) -> ReplayResult:
-    """Applies every training rating in time order as a `rate` interaction, exactly as ingestion does.
+    """Applies every training interaction in time order, with its own type, value and session, exactly as
+    ingestion does. An item without content (has_content False: not in the catalog) counts everywhere
+    except in the taste and session vectors.
 
     Item popularity is snapshotted at each evaluated user's request time (only earlier events),
     as the recommender would read it then. The model is then fit on the behavior log the replay
-    wrote, and every user re-folded against it: what a refresh at the end of training leaves.
+    wrote, exactly as the refresh fits it (ModelFit: the factorization, then the content map when the policy
+    has it on, with the catalog's content in item-row order and each item's distinct training users as its
+    evidence), and every user re-folded against it: what a refresh at the end of training leaves.
     """
-    order = train[np.lexsort((ratings.item[train], ratings.user[train], ratings.ts[train]))]
+    n_items = len(interactions.item_ids)
+    if has_content is None:
+        has_content = np.ones(n_items, dtype=bool)
+    # Ties in time keep the input's order, as a stream delivers them.
+    order = train[np.lexsort((train, interactions.item[train], interactions.user[train], interactions.ts[train]))]
     activities: dict[int, ItemActivity] = {}
     profiles: dict[int, UserProfile] = {}
-    log: list[LoggedInteraction] = []
-    stored_popularity = np.zeros(len(ratings.item_ids))
-    stored_popularity_ts = np.full(len(ratings.item_ids), np.nan)
+    log = InteractionMatrixBuilder()
+    stored_popularity = np.zeros(n_items)
+    stored_popularity_ts = np.full(n_items, np.nan)
     requests = sorted(request_times.items(), key=lambda pair: pair[1])
     snapshots: dict[int, np.ndarray] = {}
     next_request = 0
     for row in tqdm(order, desc="replaying interactions", unit="event", disable=not progress, mininterval=1):
-        ts = float(ratings.ts[row])
+        ts = float(interactions.ts[row])
         while next_request < len(requests) and requests[next_request][1] <= ts:
             user, at = requests[next_request]
             snapshots[user] = popularity_prior(stored_popularity, stored_popularity_ts, at).astype(np.float32)
             next_request += 1
-        user, item = int(ratings.user[row]), int(ratings.item[row])
-        user_id, item_id = ratings.user_ids[user], ratings.item_ids[item]
-        event = Interaction.model_construct(
-            event_id=f"{user_id}:{item_id}:{int(ts)}",
-            user_id=user_id,
-            item_id=item_id,
-            type=InteractionType.RATE,
-            value=float(ratings.rating[row]),
-            session_id=None,
-            ts=ts,
-        )
+        user, item = int(interactions.user[row]), int(interactions.item[row])
+        event = interactions.interaction(int(row))
         weight = weights.weight(event)
         activity = activities.setdefault(item, ItemActivity(popularity_ts=ts))
         activity.record(event, weight, ts, rules)
         stored_popularity[item], stored_popularity_ts[item] = activity.popularity, activity.popularity_ts
-        profile = profiles.setdefault(user, UserProfile(user_id=user_id))
-        profile.record(event, weight, ts, content[item], rules)
+        profile = profiles.setdefault(user, UserProfile(user_id=event.user_id))
+        profile.record(event, weight, ts, content[item] if has_content[item] else None, rules)
         if weight != 0:
-            log.append(LoggedInteraction(event.event_id, user_id, item_id, weight, ts))
+            log.add(LoggedInteraction(event.event_id, event.user_id, event.item_id, weight, ts))
     for user, at in requests[next_request:]:
         snapshots[user] = popularity_prior(stored_popularity, stored_popularity_ts, at).astype(np.float32)
 
-    factors = fit(log, policy)
+    catalog_rows = np.flatnonzero(has_content)
+    catalog_ids = [interactions.item_ids[row] for row in catalog_rows]
+    catalog_content = np.asarray(content[catalog_rows], dtype=np.float32)
+    events = EventColumns(*log.columns())
+    factors = model_fit(policy).fit(events, catalog_ids, catalog_content)
     item_behaviors = factors.as_mapping()
     for user in request_times:
         if user in profiles:
             profiles[user].refresh_behavior(item_behaviors, REPLAY_VERSION, rules)
-    counts = np.zeros(len(ratings.item_ids), dtype=np.int64)
+    counts = np.zeros(n_items, dtype=np.int64)
     for item, activity in activities.items():
         counts[item] = activity.interaction_count
-    return ReplayResult(profiles, snapshots, counts, factors, len(log))
+    return ReplayResult(profiles, snapshots, counts, factors, len(events), log, catalog_ids, catalog_content)
 
 
-def catalog_candidates(item_ids: list[str], content: np.ndarray, factors: ItemFactors) -> Candidates:
-    """Every catalog item as ForYou candidates, with the behavior vectors of the fitted model."""
+def catalog_candidates(
+    item_ids: list[str], content: np.ndarray, factors: ItemFactors, has_content: np.ndarray | None = None
+) -> Candidates:
+    """Every item as ForYou candidates, with the behavior vectors of the fitted model; has_content marks the
+    catalog's items (default: all), the only ones a ranking may return."""
     row_of = {item_id: row for row, item_id in enumerate(item_ids)}
     behavior = np.zeros((len(item_ids), factors.vectors.shape[1]), dtype=np.float32)
     has_behavior = np.zeros(len(item_ids), dtype=bool)
@@ -108,9 +152,8 @@ def catalog_candidates(item_ids: list[str], content: np.ndarray, factors: ItemFa
     for source, item_id in enumerate(factors.item_ids):
         row = row_of[item_id]
         behavior[row], has_behavior[row], strength[row] = factors.vectors[source], True, factors.strengths[source]
-    return Candidates.of(
-        item_ids, content, np.ones(len(item_ids), dtype=bool), behavior, has_behavior, strength, np.zeros(len(item_ids))
-    )
+    in_catalog = np.ones(len(item_ids), dtype=bool) if has_content is None else has_content
+    return Candidates.of(item_ids, content, in_catalog, behavior, has_behavior, strength, np.zeros(len(item_ids)))
 
 
 def user_query(profile: UserProfile | None) -> UserQuery:

@@ -17,6 +17,7 @@ from recsys.encoder.interactions import behavior_refresh
 from recsys.encoder.interactions.behavior_log import behavior_log_stream
 from recsys.encoder.interactions.user_behavior import user_behavior
 from recsys.encoder.service import EncoderService
+from recsys.shared.behavior_models import load_current_model
 from recsys.shared.ids import point_id
 from recsys.shared.points import BEHAVIOR, ITEMS, USERS
 from tests.encoder.conftest import StartEncoder
@@ -114,7 +115,8 @@ async def test_a_refresh_versions_every_item_and_leaves_every_user_in_the_new_ba
 async def test_items_the_new_model_no_longer_covers_lose_their_old_vector(
     start_encoder: StartEncoder, wait_consumed: WaitConsumed
 ) -> None:
-    encoder = await start_encoder(behavior_refresh_interactions=0, behavior_dims=8)
+    # Without the content map: with it, items with content are carried by it (the test below).
+    encoder = await start_encoder(behavior_refresh_interactions=0, behavior_dims=8, behavior_content_map=False)
     await publish_items(encoder, wait_consumed)
     await publish_interactions(encoder, wait_consumed, two_audiences())
     assert encoder.behavior_refresh is not None
@@ -193,3 +195,40 @@ async def test_a_refresh_starts_by_itself_after_enough_interactions(
             break
         await asyncio.sleep(0.05)
     assert refresh.last_report is not None and refresh.last_report.items == len(ITEM_IDS)
+
+
+async def test_items_without_interactions_are_carried_by_content_and_so_are_their_first_users(
+    start_encoder: StartEncoder, wait_consumed: WaitConsumed
+) -> None:
+    encoder = await start_encoder(behavior_refresh_interactions=0, behavior_dims=8)
+    await publish_items(encoder, wait_consumed)
+    stream = encoder.settings.streams.items
+    for data, event in (
+        ({"item_id": "cold", "title": "Item a4", "version": 1, "ts": T0}, "item.upserted"),
+        ({"item_id": "gone", "title": "Item a5", "version": 1, "ts": T0}, "item.upserted"),
+        ({"item_id": "gone", "version": 2, "ts": T0 + 1}, "item.deleted"),
+    ):
+        last = await encoder.redis.xadd(stream, {"event": event, "data": json.dumps(data)})
+    await wait_consumed(encoder.redis, stream, encoder.settings.item_ingest_group, last)
+    await publish_interactions(encoder, wait_consumed, two_audiences())
+    assert encoder.behavior_refresh is not None
+    report = await encoder.behavior_refresh.refresh()
+    assert report is not None
+
+    record = await load_current_model(encoder.store)
+    assert record is not None and record.version == report.version and record.content_map is not None
+    assert record.content_map["behavior_dims"] == 8 and record.content_map["warm_items"] == len(ITEM_IDS)
+    items = await records(encoder, ITEMS, [*ITEM_IDS, "cold", "gone"])
+    cold = behavior_of(items["cold"])
+    assert cold is not None and (items["cold"].payload or {})["behavior_version"] == report.version
+    assert 0 < (items["cold"].payload or {})["behavior_norm"] <= 1
+    assert behavior_of(items["gone"]) is None
+    assert report.items == len(ITEM_IDS) + 1
+
+    # A user whose one interaction is with the cold item is in the behavior space at once.
+    await publish_interactions(encoder, wait_consumed, [("first-timer", "cold")])
+    users = await records(encoder, USERS, ["first-timer"])
+    user = users["first-timer"]
+    stored = behavior_of(user)
+    assert stored is not None and (user.payload or {})["behavior_version"] == report.version
+    assert float(stored @ cold) > 0.99

@@ -60,3 +60,15 @@ def test_half_lives_are_converted_to_seconds() -> None:
 
     assert rules.taste_half_life_s == 2 * 86_400
     assert rules.session_half_life_s == 3 * 60
+
+
+def test_repeatable_types_are_read_from_a_comma_separated_setting() -> None:
+    rules = InteractionRules.from_settings(EncoderSettings(repeatable_interaction_types=" purchase, view,"))
+
+    assert rules.repeatable_types == {InteractionType.PURCHASE, InteractionType.VIEW}
+    assert InteractionRules.from_settings(EncoderSettings()).repeatable_types == frozenset()
+
+
+def test_an_unknown_repeatable_type_is_refused_naming_it() -> None:
+    with pytest.raises(ValueError, match="unknown interaction type 'rebuy'"):
+        EncoderSettings(repeatable_interaction_types="purchase,rebuy")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -114,3 +116,30 @@ def test_a_stored_profile_reads_back_as_it_was_written() -> None:
     rebuilt = UserProfile.from_stored(profile.payload(), taste.tolist(), session.tolist(), None)
 
     assert rebuilt.payload() == profile.payload()
+
+
+def test_an_item_engaged_with_only_through_repeatable_types_is_not_seen() -> None:
+    rules = replace(RULES, repeatable_types=frozenset({InteractionType.PURCHASE}))
+    profile = UserProfile("u1")
+    bought = Interaction(event_id="e1", user_id="u1", item_id="coffee", type=InteractionType.PURCHASE, ts=1)
+    profile.record(bought, 4.0, 1.0, COOKING, rules)
+    profile.record(event(2, "kettle"), 1.0, 2.0, COOKING, rules)
+
+    assert profile.seen == ["kettle"]
+    assert [entry.item_id for entry in profile.history] == ["coffee", "kettle"]  # it still counts and moves taste
+    assert profile.event_count == 2
+
+    profile.record(event(3, "coffee"), 1.0, 3.0, COOKING, rules)  # a click is not repeatable: now it is seen
+    profile.record(
+        Interaction(event_id="e4", user_id="u1", item_id="coffee", type=InteractionType.PURCHASE, ts=4), 4.0, 4.0,
+        COOKING, rules,
+    )  # fmt: skip
+    assert profile.seen == ["kettle", "coffee"]
+
+
+def test_without_repeatable_types_a_purchase_marks_its_item_seen() -> None:
+    profile = UserProfile("u1")
+    bought = Interaction(event_id="e1", user_id="u1", item_id="coffee", type=InteractionType.PURCHASE, ts=1)
+    profile.record(bought, 4.0, 1.0, COOKING, RULES)
+
+    assert profile.seen == ["coffee"]

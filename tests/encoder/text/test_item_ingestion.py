@@ -263,3 +263,55 @@ async def test_an_upsert_racing_the_first_interaction_keeps_its_counters(
     assert ItemField.IN_CATALOG.read(record.payload) and CONTENT in (record.vector or {})
     assert ItemField.INTERACTION_COUNT.read(record.payload) == 1
     assert ItemField.RECENT_EVENT_IDS.read(record.payload) == ["e1"]
+
+
+async def test_an_item_upserted_after_a_refresh_gets_its_inferred_behavior_vector_of_the_current_version(
+    start_encoder: Any, wait_consumed: WaitConsumed
+) -> None:
+    from recsys.encoder.content_map import ContentMap, inferred_item
+    from recsys.shared.behavior_models import load_current_model
+    from tests.encoder.interactions.test_behavior_refresh import publish_interactions, publish_items, two_audiences
+
+    encoder = await start_encoder(behavior_refresh_interactions=0, behavior_dims=8)
+    await publish_items(encoder, wait_consumed)
+    await publish_interactions(encoder, wait_consumed, two_audiences())
+    assert encoder.behavior_refresh is not None
+    report = await encoder.behavior_refresh.refresh()
+    assert report is not None
+
+    await ingest(encoder, wait_consumed, "item.upserted", ALIEN)
+
+    record = await stored(encoder, "m1")
+    assert record is not None and isinstance(record.vector, dict)
+    payload = record.payload or {}
+    assert payload["behavior_version"] == report.version
+    model = await load_current_model(encoder.store)
+    assert model is not None and model.content_map is not None
+    expected = inferred_item(ContentMap.from_dict(model.content_map), content_of(record))
+    assert expected is not None
+    np.testing.assert_allclose(np.asarray(record.vector[BEHAVIOR]), expected[0], atol=1e-5)
+    assert payload["behavior_norm"] == pytest.approx(expected[1], rel=1e-5)
+
+    # A text change keeps the vector of the current version (the next refresh picks the change up).
+    await ingest(encoder, wait_consumed, "item.upserted", {**ALIEN, "text": "A quiet drama.", "version": 2})
+    again = await stored(encoder, "m1")
+    assert again is not None and isinstance(again.vector, dict)
+    np.testing.assert_allclose(np.asarray(again.vector[BEHAVIOR]), expected[0], atol=1e-6)
+
+
+async def test_a_deleted_item_gets_no_inferred_behavior_vector(start_encoder: Any, wait_consumed: WaitConsumed) -> None:
+    from tests.encoder.interactions.test_behavior_refresh import publish_interactions, publish_items, two_audiences
+
+    encoder = await start_encoder(behavior_refresh_interactions=0, behavior_dims=8)
+    await publish_items(encoder, wait_consumed)
+    await publish_interactions(encoder, wait_consumed, two_audiences())
+    assert encoder.behavior_refresh is not None
+    assert await encoder.behavior_refresh.refresh() is not None
+    await ingest(encoder, wait_consumed, "item.upserted", ALIEN)
+    await ingest(encoder, wait_consumed, "item.deleted", {"item_id": "m1", "version": 5})
+    await ingest(encoder, wait_consumed, "item.upserted", {**ALIEN, "version": 3})
+    assert await encoder.behavior_refresh.refresh() is not None
+
+    record = await stored(encoder, "m1")
+    assert record is not None
+    assert not (isinstance(record.vector, dict) and BEHAVIOR in record.vector)

@@ -77,20 +77,51 @@ class GetModelInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetModelInfoResponse(_message.Message):
-    __slots__ = ("model", "dimensions", "max_tokens", "device", "dtype", "batching")
+    __slots__ = ("model", "dimensions", "max_tokens", "device", "dtype", "batching", "behavior_model")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     DTYPE_FIELD_NUMBER: _ClassVar[int]
     BATCHING_FIELD_NUMBER: _ClassVar[int]
+    BEHAVIOR_MODEL_FIELD_NUMBER: _ClassVar[int]
     model: str
     dimensions: int
     max_tokens: int
     device: str
     dtype: str
     batching: BatchingSettings
-    def __init__(self, model: _Optional[str] = ..., dimensions: _Optional[int] = ..., max_tokens: _Optional[int] = ..., device: _Optional[str] = ..., dtype: _Optional[str] = ..., batching: _Optional[_Union[BatchingSettings, _Mapping]] = ...) -> None: ...
+    behavior_model: BehaviorModelInfo
+    def __init__(self, model: _Optional[str] = ..., dimensions: _Optional[int] = ..., max_tokens: _Optional[int] = ..., device: _Optional[str] = ..., dtype: _Optional[str] = ..., batching: _Optional[_Union[BatchingSettings, _Mapping]] = ..., behavior_model: _Optional[_Union[BehaviorModelInfo, _Mapping]] = ...) -> None: ...
+
+class BehaviorModelInfo(_message.Message):
+    __slots__ = ("version", "blend_weights", "user_evidence_k", "self_tuned", "validation_users", "validation_ndcg", "defaults_ndcg", "popularity_ndcg", "content_map")
+    class BlendWeightsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    BLEND_WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    USER_EVIDENCE_K_FIELD_NUMBER: _ClassVar[int]
+    SELF_TUNED_FIELD_NUMBER: _ClassVar[int]
+    VALIDATION_USERS_FIELD_NUMBER: _ClassVar[int]
+    VALIDATION_NDCG_FIELD_NUMBER: _ClassVar[int]
+    DEFAULTS_NDCG_FIELD_NUMBER: _ClassVar[int]
+    POPULARITY_NDCG_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_MAP_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    blend_weights: _containers.ScalarMap[str, float]
+    user_evidence_k: float
+    self_tuned: bool
+    validation_users: int
+    validation_ndcg: float
+    defaults_ndcg: float
+    popularity_ndcg: float
+    content_map: bool
+    def __init__(self, version: _Optional[int] = ..., blend_weights: _Optional[_Mapping[str, float]] = ..., user_evidence_k: _Optional[float] = ..., self_tuned: _Optional[bool] = ..., validation_users: _Optional[int] = ..., validation_ndcg: _Optional[float] = ..., defaults_ndcg: _Optional[float] = ..., popularity_ndcg: _Optional[float] = ..., content_map: _Optional[bool] = ...) -> None: ...
 
 class BatchingSettings(_message.Message):
     __slots__ = ("max_batch_size", "max_batch_tokens", "max_wait_ms", "queue_capacity", "max_texts_per_request", "bulk_share", "live_pass_ms", "live_grace_ms")

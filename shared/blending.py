@@ -1,7 +1,8 @@
 """Score blending over a whole candidate set at once: signal arrays and weights in, scores and their parts out.
 
-The recommender calls these on the candidates it fetched; the offline evaluation calls the same
-functions on the whole catalog (recsys.tools.evaluation), so the figures it prints are this code's.
+The recommender calls these on the candidates it fetched; the encoder's behavior refresh calls them
+when it tunes the blend weights on its own recent events, and the offline evaluation on the whole
+catalog (recsys.tools.evaluation), so the figures it prints are this code's.
 """
 
 from __future__ import annotations

@@ -7,7 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from recsys.recommender.blending import (
+from recsys.recommender.diversity import mmr_order
+from recsys.recommender.exposure import with_fresh_share
+from recsys.recommender.pagination import decode_token, encode_token
+from recsys.recommender.ranking import feed_order
+from recsys.shared.blending import (
     BEHAVIOR,
     POPULARITY,
     SESSION,
@@ -22,10 +26,6 @@ from recsys.recommender.blending import (
     popularity_prior,
     similar_items_weights,
 )
-from recsys.recommender.diversity import mmr_order
-from recsys.recommender.exposure import with_fresh_share
-from recsys.recommender.pagination import decode_token, encode_token
-from recsys.recommender.ranking import feed_order
 from recsys.shared.errors import InvalidRequest
 
 WEIGHTS = ForYouWeights(behavior=1.0, taste=0.1, session=0.05, popularity=0.2, evidence_k=5.0)

@@ -1,0 +1,291 @@
+"""The blend tuning itself: ForYou weights chosen on a time-ordered validation split of the service's own events.
+
+At each behavior refresh the encoder holds out, for a sample of users, their last positives by time,
+refits the collaborative model on everything before, replays each of those users' earlier events
+through the same `UserProfile` code ingestion runs, and scores every candidate weight setting with
+the recommender's own blending (shared/blending.py) on the held-out items. The best setting wins,
+unless popularity alone does better: a deployment never ranks worse than its most popular items on
+its own recent data. Too few users with enough events leave the configured defaults in place.
+
+Pure logic (numpy and the update/blend code): the refresh and the offline evaluation both call it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from recsys.encoder.interactions.behavior_model import ItemFactors
+from recsys.encoder.interactions.rules import InteractionRules
+from recsys.encoder.interactions.user_profile import UserProfile
+from recsys.shared.blending import (
+    BEHAVIOR,
+    POPULARITY,
+    SESSION,
+    TASTE,
+    Candidates,
+    ForYouWeights,
+    UserQuery,
+    for_you_signals,
+    popularity_prior,
+)
+from recsys.shared.events import Interaction, InteractionType
+
+# The candidate weights, relative to behavior at 1 (only their ratios rank). The ranges span "this
+# signal is off" to "it moves a handful of places in a top 10"; they were set from the scale of each
+# signal (cosines and a 0..1 prior), not from any evaluation result.
+TASTE_GRID = (0.0, 0.02, 0.05, 0.1, 0.2)
+SESSION_GRID = (0.0, 0.02, 0.05, 0.1)
+POPULARITY_GRID = (0.0, 0.02, 0.05, 0.1, 0.2)
+EVIDENCE_GRID = (1.0, 5.0, 20.0)
+POPULARITY_ONLY = ForYouWeights(behavior=0.0, taste=0.0, session=0.0, popularity=1.0, evidence_k=1.0)
+
+_SIGNALS = (BEHAVIOR, TASTE, SESSION, POPULARITY)
+
+
+@dataclass(frozen=True)
+class EventColumns:
+    """A log of interactions as parallel columns; `user` and `item` are rows into `user_ids` / `item_ids`."""
+
+    user: np.ndarray
+    item: np.ndarray
+    weight: np.ndarray
+    ts: np.ndarray
+    user_ids: list[str]
+    item_ids: list[str]
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+    def subset(self, rows: np.ndarray) -> EventColumns:
+        return EventColumns(
+            self.user[rows], self.item[rows], self.weight[rows], self.ts[rows], self.user_ids, self.item_ids
+        )
+
+
+@dataclass(frozen=True)
+class TuningPlan:
+    """How the validation split is drawn and scored."""
+
+    held_out: int = 5  # positives held out per validation user: their last, by time
+    min_users: int = 50  # fewer users with held_out + 1 positives: keep the defaults
+    max_users: int = 1000  # users scored at most (a seeded sample): bounds the time a refresh spends
+    k: int = 10  # NDCG@k
+    popularity_midpoint: float = 20.0  # the recommender's prior (RECSYS_POPULARITY_MIDPOINT)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TunedBlend:
+    """The chosen weights and what they scored on the validation users, next to the defaults and popularity."""
+
+    weights: ForYouWeights
+    users: int
+    ndcg: float
+    defaults_ndcg: float
+    popularity_ndcg: float
+
+    def as_record(self) -> dict[str, float]:
+        """Flat figures for the model record and the metrics."""
+        return {
+            "validation_users": float(self.users),
+            "ndcg": self.ndcg,
+            "defaults_ndcg": self.defaults_ndcg,
+            "popularity_ndcg": self.popularity_ndcg,
+        }
+
+
+@dataclass(frozen=True)
+class ValidationSplit:
+    """Rows of the log to train on, and per validation user the held-out item rows and the request time."""
+
+    train: np.ndarray
+    targets: dict[int, np.ndarray]
+    cutoff: dict[int, float]
+
+
+def candidate_weights(defaults: ForYouWeights) -> list[ForYouWeights]:
+    """The defaults first (ties keep them), popularity alone, then the grid."""
+    grid = [
+        ForYouWeights(1.0, taste, session, popularity, evidence_k)
+        for taste, session, popularity, evidence_k in itertools.product(
+            TASTE_GRID, SESSION_GRID, POPULARITY_GRID, EVIDENCE_GRID
+        )
+    ]
+    return [defaults, POPULARITY_ONLY, *grid]
+
+
+def validation_split(events: EventColumns, plan: TuningPlan) -> ValidationSplit:
+    """Per sampled user with more than `held_out` positives (weight > 0), the last ones by time are targets;
+    that user's events at or after the first target are not trained on. Other users are training only."""
+    order = np.lexsort((events.item, events.ts, events.user))
+    keep = np.ones(len(events), dtype=bool)
+    eligible: list[tuple[int, np.ndarray, float]] = []
+    boundaries = np.flatnonzero(np.diff(events.user[order])) + 1
+    for rows in np.split(order, boundaries):
+        if len(rows) == 0:
+            continue
+        positives = rows[events.weight[rows] > 0]
+        if len(positives) < plan.held_out + 1:
+            continue
+        held = positives[-plan.held_out :]
+        eligible.append((int(events.user[rows[0]]), rows, float(events.ts[held[0]])))
+    if len(eligible) > plan.max_users:
+        picks = np.random.default_rng(plan.seed).choice(len(eligible), size=plan.max_users, replace=False)
+        eligible = [eligible[i] for i in sorted(picks)]
+    targets: dict[int, np.ndarray] = {}
+    cutoff: dict[int, float] = {}
+    for user, rows, first in eligible:
+        later = rows[events.ts[rows] >= first]
+        keep[later] = False
+        positives = later[events.weight[later] > 0]
+        targets[user] = np.unique(events.item[positives])
+        cutoff[user] = first
+    return ValidationSplit(np.flatnonzero(keep), targets, cutoff)
+
+
+def tune_blend(
+    events: EventColumns,
+    content: np.ndarray,
+    has_content: np.ndarray,
+    defaults: ForYouWeights,
+    rules: InteractionRules,
+    fit_factors: Callable[[EventColumns], ItemFactors],
+    plan: TuningPlan = TuningPlan(),
+) -> TunedBlend | None:
+    """The best weights on a validation split of `events`; None when there are too few users to tell.
+
+    `content` holds a content vector per row of `events.item_ids` (rows without one: has_content
+    False); those items are the candidates. `fit_factors` fits the collaborative model the refresh
+    would fit (content map included), here on the training part only.
+    """
+    split = validation_split(events, plan)
+    if len(split.targets) < plan.min_users:
+        return None
+    train = events.subset(split.train)
+    factors = fit_factors(train)
+    candidates = _candidates(events.item_ids, content, has_content, factors)
+    choices = candidate_weights(defaults)
+    totals = np.zeros(len(choices))
+    by_user = _rows_by_user(train)
+    popularity = _PopularityClock(train, rules.popularity_half_life_s)
+    item_behaviors = factors.as_mapping()
+    for user in sorted(split.targets, key=lambda u: split.cutoff[u]):
+        rows = by_user.get(user, np.zeros(0, dtype=np.int64))
+        profile = _replayed_profile(train, rows, content, has_content, rules)
+        profile.refresh_behavior(item_behaviors, 1, rules)
+        query = UserQuery(profile.taste.unit, profile.session.unit, profile.behavior.unit, profile.event_count)
+        prior = popularity_prior(popularity.at(split.cutoff[user]), plan.popularity_midpoint)
+        signals = for_you_signals(query, candidates.with_popularity(prior))
+        scores = _grid_scores(signals, choices, query.events)
+        scores[:, train.item[rows]] = -np.inf  # the service leaves out what the user has seen
+        totals += _ndcg_rows(scores, split.targets[user], plan.k)
+    users = len(split.targets)
+    means = totals / users
+    best = int(np.argmax(means))
+    return TunedBlend(choices[best], users, float(means[best]), float(means[0]), float(means[1]))
+
+
+def _candidates(item_ids: list[str], content: np.ndarray, has_content: np.ndarray, factors: ItemFactors) -> Candidates:
+    row_of = {item_id: row for row, item_id in enumerate(item_ids)}
+    dims = factors.vectors.shape[1] if factors.vectors.ndim == 2 else 0
+    behavior = np.zeros((len(item_ids), max(dims, 1)), dtype=np.float32)
+    has_behavior = np.zeros(len(item_ids), dtype=bool)
+    strength = np.zeros(len(item_ids))
+    for source, item_id in enumerate(factors.item_ids):
+        row = row_of.get(item_id)
+        if row is not None:
+            behavior[row], has_behavior[row], strength[row] = factors.vectors[source], True, factors.strengths[source]
+    return Candidates.of(item_ids, content, has_content, behavior, has_behavior, strength, np.zeros(len(item_ids)))
+
+
+def _rows_by_user(events: EventColumns) -> dict[int, np.ndarray]:
+    if len(events) == 0:
+        return {}
+    order = np.lexsort((events.item, events.ts, events.user))
+    users, starts = np.unique(events.user[order], return_index=True)
+    return {int(u): part for u, part in zip(users, np.split(order, starts[1:]), strict=True)}
+
+
+def _replayed_profile(
+    events: EventColumns, rows: np.ndarray, content: np.ndarray, has_content: np.ndarray, rules: InteractionRules
+) -> UserProfile:
+    """The user as ingestion would have left them after these events (rows in time order)."""
+    profile = UserProfile(user_id=events.user_ids[int(events.user[rows[0]])] if len(rows) else "")
+    for row in rows:
+        item, ts, weight = int(events.item[row]), float(events.ts[row]), float(events.weight[row])
+        # The log keeps the weight, not the type: the type only names the event here.
+        event = Interaction.model_construct(
+            event_id=str(row),
+            user_id=profile.user_id,
+            item_id=events.item_ids[item],
+            type=InteractionType.CLICK,
+            value=None,
+            session_id=None,
+            ts=ts,
+        )
+        profile.record(event, weight, ts, content[item] if has_content[item] else None, rules)
+    return profile
+
+
+def _grid_scores(signals: dict[str, np.ndarray], choices: list[ForYouWeights], events: int) -> np.ndarray:
+    """Scores of every candidate under every weight setting (rows): `blend` for all settings in one product."""
+    names = [name for name in _SIGNALS if name in signals]
+    values = np.vstack([np.nan_to_num(np.asarray(signals[name], dtype=np.float64), nan=0.0) for name in names])
+    weights = np.array([[choice.for_user(events)[name] for name in names] for choice in choices])
+    return weights @ values
+
+
+def _ndcg_rows(scores: np.ndarray, targets: np.ndarray, k: int) -> np.ndarray:
+    """NDCG@k of each row's top k against the targets (all relevant; ideal: every target first)."""
+    k = min(k, scores.shape[1])
+    if k == 0 or len(targets) == 0:
+        return np.zeros(len(scores))
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    ordered = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable"), 1)
+    finite = np.isfinite(np.take_along_axis(scores, ordered, axis=1))
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    gains = (np.isin(ordered, targets) & finite) @ discounts
+    ideal = discounts[: min(len(targets), k)].sum()
+    return gains / ideal
+
+
+class _PopularityClock:
+    """Every item's decayed popularity at increasing request times: what each item point would have held then.
+
+    The same rule as ItemActivity (each positive weight added, decayed with the popularity half-life),
+    advanced in time order so one vector serves all requests.
+    """
+
+    def __init__(self, events: EventColumns, half_life_s: float) -> None:
+        positive = np.flatnonzero(events.weight > 0)
+        order = positive[np.argsort(events.ts[positive], kind="stable")]
+        self._ts = events.ts[order]
+        self._item = events.item[order]
+        self._weight = events.weight[order]
+        self._half_life_s = half_life_s
+        self._values = np.zeros(len(events.item_ids))
+        self._now = -math.inf
+        self._next = 0
+
+    def at(self, now: float) -> np.ndarray:
+        """The popularity of every item counting events strictly before `now` (calls must not go back in time)."""
+        if now < self._now:
+            raise ValueError("popularity is read in time order")
+        end = int(np.searchsorted(self._ts, now, side="left"))
+        if math.isfinite(self._now):
+            self._values *= math.pow(0.5, (now - self._now) / self._half_life_s)
+        if end > self._next:
+            ages = now - self._ts[self._next : end]
+            np.add.at(
+                self._values,
+                self._item[self._next : end],
+                self._weight[self._next : end] * 0.5 ** (ages / self._half_life_s),
+            )
+            self._next = end
+        self._now = now
+        return self._values.copy()

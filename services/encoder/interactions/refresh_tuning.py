@@ -1,0 +1,123 @@
+"""The refresh's blend tuning: the log it read and the catalog's content in, the ForYou weights to rank with out.
+
+The tuning itself (blend_tuning.py) is pure; this fits its validation model the way the refresh
+fits the real one (the configured factorizer, the same decay, the content map when it is on).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from recsys.encoder.content_map import carry_by_content
+from recsys.encoder.interactions.behavior_model import (
+    InteractionMatrix,
+    InteractionMatrixBuilder,
+    ItemFactors,
+    decayed_matrix,
+)
+from recsys.encoder.interactions.blend_tuning import EventColumns, TunedBlend, TuningPlan, tune_blend
+from recsys.encoder.interactions.factorizer import Factorizer
+from recsys.encoder.interactions.rules import InteractionRules
+from recsys.shared.blend_settings import BlendSettings
+from recsys.shared.blending import ForYouWeights
+
+
+@dataclass(frozen=True)
+class BlendTuning:
+    """Whether the refresh tunes the ForYou blend, from which defaults, on how many users."""
+
+    enabled: bool
+    defaults: ForYouWeights
+    plan: TuningPlan
+
+    @classmethod
+    def from_settings(cls, settings: BlendSettings) -> BlendTuning:
+        return cls(
+            enabled=settings.blend_self_tuning,
+            defaults=settings.for_you_weights(),
+            plan=TuningPlan(
+                min_users=settings.blend_tuning_min_users,
+                max_users=settings.blend_tuning_max_users,
+                popularity_midpoint=settings.popularity_midpoint,
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class ModelFit:
+    """How the refresh fits item vectors: its factorizer, decay, dimensions and content map settings."""
+
+    factorizer: Factorizer
+    model_half_life_s: float
+    dims: int
+    content_map: bool
+    item_evidence_k: float
+    content_min_evidence: int
+
+    def fit(self, events: EventColumns, catalog_ids: list[str], catalog_content: np.ndarray) -> ItemFactors:
+        shape = (len(events.user_ids), len(events.item_ids))
+        values = decayed_matrix(events.user, events.item, events.weight, events.ts, shape, self.model_half_life_s)
+        factors = self.factorizer.factorize(InteractionMatrix(events.user_ids, events.item_ids, values), self.dims)
+        if not self.content_map or not len(catalog_ids):
+            return factors
+        users_per_item = np.asarray(values.getnnz(axis=0)).ravel()
+        evidence_of = dict(zip(events.item_ids, users_per_item, strict=True))
+        evidence = np.asarray([evidence_of.get(item_id, 0) for item_id in catalog_ids], dtype=np.float64)
+        carried, _ = carry_by_content(
+            factors,
+            catalog_ids,
+            catalog_content,
+            evidence,
+            self.item_evidence_k,
+            min_evidence=self.content_min_evidence,
+        )
+        return carried
+
+
+def tune_on_log(
+    entries: InteractionMatrixBuilder,
+    catalog_ids: list[str],
+    catalog_content: np.ndarray,
+    model: ModelFit,
+    rules: InteractionRules,
+    tuning: BlendTuning,
+) -> TunedBlend | None:
+    """The blend the refresh should rank with; None when tuning is off or there are too few events to tell."""
+    if not tuning.enabled or not len(catalog_ids):
+        return None
+    user, item, weight, ts, user_ids, item_ids = entries.columns()
+    events = EventColumns(user, item, weight, ts, user_ids, item_ids)
+    row_of = {item_id: row for row, item_id in enumerate(catalog_ids)}
+    content = np.zeros((len(item_ids), catalog_content.shape[1]), dtype=np.float32)
+    has_content = np.zeros(len(item_ids), dtype=bool)
+    for row, item_id in enumerate(item_ids):
+        source = row_of.get(item_id)
+        if source is not None:
+            content[row], has_content[row] = catalog_content[source], True
+    return tune_blend(
+        events,
+        content,
+        has_content,
+        tuning.defaults,
+        rules,
+        lambda train: model.fit(train, catalog_ids, catalog_content),
+        tuning.plan,
+    )
+
+
+def blend_record(tuned: TunedBlend | None, tuning: BlendTuning) -> tuple[dict[str, float], dict[str, float]]:
+    """The ForYou weights in effect after this refresh (tuned, else the defaults) and the tuning figures."""
+    weights = tuned.weights if tuned is not None else tuning.defaults
+    figures = {**tuned.as_record(), "self_tuned": 1.0} if tuned is not None else {"self_tuned": 0.0}
+    return (
+        {
+            "behavior": weights.behavior,
+            "taste": weights.taste,
+            "session": weights.session,
+            "popularity": weights.popularity,
+            "evidence_k": weights.evidence_k,
+        },
+        figures,
+    )

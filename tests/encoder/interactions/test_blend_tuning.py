@@ -1,0 +1,187 @@
+"""The blend's self-tuning: its validation split, its scoring against the recommender's own blend, its choices."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from recsys.encoder.interactions.behavior_model import InteractionMatrix, decayed_matrix, factorize
+from recsys.encoder.interactions.blend_tuning import (
+    POPULARITY_ONLY,
+    EventColumns,
+    TuningPlan,
+    _grid_scores,
+    _ndcg_rows,
+    _PopularityClock,
+    candidate_weights,
+    tune_blend,
+    validation_split,
+)
+from recsys.encoder.interactions.decay import add_decayed
+from recsys.encoder.interactions.rules import InteractionRules
+from recsys.shared.blending import Candidates, ForYouWeights, UserQuery, blend, for_you_signals
+
+DAY = 86_400.0
+RULES = InteractionRules(
+    taste_half_life_s=30 * DAY,
+    session_half_life_s=1800.0,
+    behavior_half_life_s=30 * DAY,
+    popularity_half_life_s=7 * DAY,
+    history_size=100,
+    seen_size=100,
+    recent_events_size=50,
+    behavior_dims=8,
+)
+DEFAULTS = ForYouWeights(behavior=1.0, taste=0.0, session=0.05, popularity=0.02, evidence_k=1.0)
+
+
+def columns(users: list[int], items: list[int], weights: list[float], ts: list[float], n_items: int) -> EventColumns:
+    return EventColumns(
+        np.asarray(users, dtype=np.int64),
+        np.asarray(items, dtype=np.int64),
+        np.asarray(weights, dtype=np.float64),
+        np.asarray(ts, dtype=np.float64),
+        [f"u{u}" for u in range(max(users) + 1)],
+        [f"i{i}" for i in range(n_items)],
+    )
+
+
+def svd_fit(events: EventColumns):
+    values = decayed_matrix(
+        events.user, events.item, events.weight, events.ts, (len(events.user_ids), len(events.item_ids))
+    )
+    return factorize(InteractionMatrix(events.user_ids, events.item_ids, values), RULES.behavior_dims)
+
+
+def test_the_last_positives_of_each_user_are_held_out_and_nothing_from_then_on_is_trained_on() -> None:
+    # user 0: six positives and a negative after the first held-out one; user 1: too few positives.
+    events = columns(
+        [0, 0, 0, 0, 0, 0, 0, 1, 1],
+        [0, 1, 2, 3, 4, 5, 6, 0, 1],
+        [1, 1, 1, 1, 1, -1, 1, 1, 1],
+        [1, 2, 3, 4, 5, 6, 7, 1, 2],
+        7,
+    )
+    split = validation_split(events, TuningPlan(held_out=3, min_users=1))
+    assert list(split.targets) == [0]
+    assert sorted(split.targets[0].tolist()) == [3, 4, 6]  # the negative (item 5) is no target
+    assert split.cutoff[0] == 4.0
+    trained = {(int(events.user[r]), int(events.item[r])) for r in split.train}
+    assert trained == {(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)}
+
+
+def test_the_validation_sample_is_capped_and_seeded() -> None:
+    rng = np.random.default_rng(1)
+    users = np.repeat(np.arange(40), 8)
+    events = columns(
+        users.tolist(), rng.integers(0, 20, len(users)).tolist(), [1.0] * len(users), list(range(len(users))), 20
+    )
+    plan = TuningPlan(held_out=2, max_users=10, seed=3)
+    first, second = validation_split(events, plan), validation_split(events, plan)
+    assert len(first.targets) == 10
+    assert sorted(first.targets) == sorted(second.targets)
+    assert sorted(first.targets) != sorted(
+        validation_split(events, TuningPlan(held_out=2, max_users=10, seed=4)).targets
+    )
+
+
+def test_grid_scores_are_the_recommenders_blend_for_every_weight_setting() -> None:
+    rng = np.random.default_rng(0)
+    n = 30
+    content = rng.normal(size=(n, 6))
+    behavior = rng.normal(size=(n, 4))
+    has_behavior = rng.random(n) > 0.3
+    items = Candidates.of(
+        [str(i) for i in range(n)], content, np.ones(n, bool), behavior, has_behavior, rng.random(n), rng.random(n)
+    )
+    query = UserQuery(taste=rng.normal(size=6), session=rng.normal(size=6), behavior=rng.normal(size=4), events=3)
+    signals = for_you_signals(query, items)
+    choices = candidate_weights(DEFAULTS)
+    scores = _grid_scores(signals, choices, query.events)
+    for row in (0, 1, 17, len(choices) - 1):
+        expected = blend(signals, choices[row].for_user(query.events)).scores
+        np.testing.assert_allclose(scores[row], expected, atol=1e-9)
+
+
+def test_ndcg_of_each_row_counts_hits_by_rank_and_never_a_left_out_item() -> None:
+    scores = np.array(
+        [
+            [5.0, 4.0, 3.0, 2.0, 1.0],  # targets 0 and 2 at ranks 1 and 3
+            [1.0, 2.0, 3.0, 4.0, 5.0],  # targets last: out of the top 2
+            [-np.inf, 4.0, -np.inf, 2.0, 1.0],  # targets left out (seen)
+        ]
+    )
+    ndcg = _ndcg_rows(scores, np.array([0, 2]), k=3)
+    ideal = 1 + 1 / math.log2(3)
+    assert ndcg[0] == pytest.approx((1 + 1 / math.log2(4)) / ideal)
+    assert ndcg[1] == pytest.approx((1 / math.log2(4)) / ideal)
+    assert ndcg[2] == 0.0
+
+
+def test_popularity_at_a_request_time_is_what_the_item_point_held_then() -> None:
+    rng = np.random.default_rng(2)
+    ts = np.sort(rng.uniform(0, 60 * DAY, 200))
+    items = rng.integers(0, 5, 200)
+    weights = rng.choice([-1.0, 0.5, 1.0, 4.0], 200)
+    events = columns([0] * 200, items.tolist(), weights.tolist(), ts.tolist(), 5)
+    clock = _PopularityClock(events, RULES.popularity_half_life_s)
+    for now in (10 * DAY, 30 * DAY, 61 * DAY):
+        got = clock.at(now)
+        for item in range(5):
+            total, total_ts = 0.0, 0.0
+            for row in np.flatnonzero((items == item) & (ts < now) & (weights > 0)):
+                total, total_ts = add_decayed(total, total_ts, weights[row], ts[row], RULES.popularity_half_life_s)
+            expected = total * 0.5 ** ((now - total_ts) / RULES.popularity_half_life_s)
+            assert got[item] == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    with pytest.raises(ValueError):
+        clock.at(DAY)
+
+
+def planted_catalog(seed: int, popular_only: bool) -> tuple[EventColumns, np.ndarray]:
+    """Users in two communities; each picks within its community (or, popular_only, by global popularity)."""
+    rng = np.random.default_rng(seed)
+    n_users, n_items = 120, 60
+    popularity = 1.0 / np.arange(1, n_items + 1) ** 1.1
+    community = rng.integers(0, 2, n_users)
+    content = rng.normal(size=(n_items, 8))
+    users, items, ts = [], [], []
+    clock = 0.0
+    for _ in range(20):
+        for user in range(n_users):
+            if popular_only:
+                p = popularity
+            else:
+                p = np.where(np.arange(n_items) % 2 == community[user], popularity[::-1] + 0.01, 0.0)
+            item = int(rng.choice(n_items, p=p / p.sum()))
+            clock += 60.0
+            users.append(user)
+            items.append(item)
+            ts.append(clock)
+    events = columns(users, items, [1.0] * len(users), ts, n_items)
+    return events, content
+
+
+def test_tuning_never_picks_weights_worse_than_popularity_alone() -> None:
+    events, content = planted_catalog(0, popular_only=True)
+    tuned = tune_blend(events, content, np.ones(len(content), bool), DEFAULTS, RULES, svd_fit, TuningPlan(min_users=20))
+    assert tuned is not None
+    assert tuned.ndcg >= tuned.popularity_ndcg
+    assert tuned.ndcg >= tuned.defaults_ndcg
+
+
+def test_tuning_finds_the_collaborative_signal_where_communities_drive_choices() -> None:
+    events, content = planted_catalog(1, popular_only=False)
+    tuned = tune_blend(events, content, np.ones(len(content), bool), DEFAULTS, RULES, svd_fit, TuningPlan(min_users=20))
+    assert tuned is not None
+    assert tuned.weights != POPULARITY_ONLY
+    assert tuned.ndcg > tuned.popularity_ndcg
+
+
+def test_too_few_users_with_enough_events_keep_the_defaults() -> None:
+    events, content = planted_catalog(2, popular_only=False)
+    assert (
+        tune_blend(events, content, np.ones(len(content), bool), DEFAULTS, RULES, svd_fit, TuningPlan(min_users=500))
+        is None
+    )
