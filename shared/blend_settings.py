@@ -21,6 +21,11 @@ class BlendSettings(BaseSettings):
         1.0, ge=0, description="ForYou: weight of user behavior · item behavior (cosine × the item's strength)."
     )
     popularity_weight: float = Field(0.02, ge=0, description="ForYou: weight of the item popularity prior.")
+    sequence_weight: float = Field(
+        0.0,
+        ge=0,
+        description="ForYou: weight of what followed the user's latest items in other users' histories (0..1 scaled).",
+    )
     user_evidence_k: float = Field(
         1.0,
         gt=0,
@@ -53,4 +58,5 @@ class BlendSettings(BaseSettings):
             session=self.session_weight,
             popularity=self.popularity_weight,
             evidence_k=self.user_evidence_k,
+            sequence=self.sequence_weight,
         )

@@ -21,6 +21,7 @@ BEHAVIOR = "behavior"
 TASTE = "taste"
 SESSION = "session"
 POPULARITY = "popularity"
+SEQUENCE = "sequence"
 SEARCH = "search"
 
 _SECONDS_PER_DAY = 86_400.0
@@ -93,6 +94,8 @@ class Candidates:
     has_behavior: np.ndarray
     behavior_strength: np.ndarray
     popularity: np.ndarray
+    # This user's sequence score of each candidate (successors.py; 0 where nothing recent led to it), if known.
+    sequence: np.ndarray | None = None
 
     @classmethod
     def of(
@@ -120,6 +123,9 @@ class Candidates:
 
     def with_popularity(self, popularity: np.ndarray) -> Candidates:
         return replace(self, popularity=np.asarray(popularity, dtype=np.float64))
+
+    def with_sequence(self, sequence: np.ndarray | None) -> Candidates:
+        return replace(self, sequence=None if sequence is None else np.asarray(sequence, dtype=np.float64))
 
 
 @dataclass(frozen=True)
@@ -149,6 +155,7 @@ class ForYouWeights:
     session: float
     popularity: float
     evidence_k: float
+    sequence: float = 0.0
 
     def for_user(self, events: int) -> dict[str, float]:
         share = behavior_share(events, self.evidence_k)
@@ -157,11 +164,12 @@ class ForYouWeights:
             TASTE: self.taste + self.behavior * (1.0 - share),
             SESSION: self.session,
             POPULARITY: self.popularity,
+            SEQUENCE: self.sequence,
         }
 
     def overridden(self, overrides: Mapping[str, float]) -> ForYouWeights:
         """These weights with some replaced per request; unknown names or bad values are InvalidRequest."""
-        allowed = {BEHAVIOR, TASTE, SESSION, POPULARITY}
+        allowed = {BEHAVIOR, TASTE, SESSION, POPULARITY, SEQUENCE}
         changes: dict[str, float] = {}
         for name, value in overrides.items():
             if name not in allowed:
@@ -181,7 +189,7 @@ def behavior_share(interaction_count: int, evidence_k: float) -> float:
 
 
 def for_you_signals(user: UserQuery, items: Candidates) -> dict[str, np.ndarray]:
-    """Every signal of every candidate: taste and session against content, behavior, popularity."""
+    """Every signal of every candidate: taste and session against content, behavior, popularity, sequence."""
     signals = {
         TASTE: cosines(user.taste, items.content, items.has_content),
         SESSION: cosines(user.session, items.content, items.has_content),
@@ -189,6 +197,8 @@ def for_you_signals(user: UserQuery, items: Candidates) -> dict[str, np.ndarray]
     }
     present = {name: values for name, values in signals.items() if not np.isnan(values).all()}
     present[POPULARITY] = items.popularity
+    if items.sequence is not None:
+        present[SEQUENCE] = items.sequence
     return present
 
 

@@ -134,6 +134,16 @@ def _history(value: Any) -> list[tuple[str, float, float]]:
     return [(str(i), float(w), float(t)) for i, w, t in value]
 
 
+def _successors(value: Any) -> list[tuple[str, float]]:
+    if not isinstance(value, list):
+        return []
+    return [
+        (str(pair[0]), float(pair[1]))
+        for pair in value
+        if isinstance(pair, list | tuple) and len(pair) == 2 and isinstance(pair[1], int | float)
+    ]
+
+
 # Bumped by every write of an item's activity or of a user: the compare-and-set guard of both collections.
 REVISION = PayloadField("revision", _int)
 
@@ -172,6 +182,9 @@ class ItemField:
     # in 0..1; written only by the behavior refresh.
     BEHAVIOR_VERSION = PayloadField("behavior_version", _optional_int)
     BEHAVIOR_NORM = PayloadField("behavior_norm", _float)
+    # What followed this item in users' histories, strongest first ([item id, weight] pairs; successors.py),
+    # written by the refresh with behavior_version.
+    SUCCESSORS = PayloadField("successors", _successors)
 
     # What interactions rewrite; REVISION guards them against a concurrent writer.
     ACTIVITY: tuple[PayloadField[Any], ...] = (

@@ -31,6 +31,11 @@ SETTINGS_CLASSES = [
         "recsys.encoder.content_map_settings",
         "ContentMapSettings",
     ),
+    (
+        "Encoder, interactions role: sequence signal",
+        "recsys.encoder.interactions.sequence_settings",
+        "SequenceSettings",
+    ),
     ("Encoder, either role: its server", "recsys.encoder.settings", "EncoderSettings"),
     (
         "ForYou blend: the recommender and the encoder's interactions role",

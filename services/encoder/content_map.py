@@ -1,8 +1,14 @@
-"""Carries items with little evidence in the behavior space: a ridge map from content vectors to behavior vectors.
+"""Carries items with little evidence in the behavior space: a map from content vectors to behavior vectors.
 
 At each behavior refresh the map is learnt on the warm items (those with at least `min_evidence`
 interactions), from their content vectors to their raw behavior vectors (unit × strength, so the
-longest observed vector has length 1). Every item with content then gets
+longest observed vector has length 1). It has two ridge parts, both on the same centered content
+matrix with their penalties chosen by generalized cross-validation: one for the *direction* (content →
+raw behavior vector) and one for the *strength* (content → log length of the warm items' vectors). The
+direction's own length says little: a ridge shrinks towards the mean, so its outputs are a fraction of
+any warm item's length (median ≈ 0.4× on MovieLens) and a cold item carried by it never reached a top
+10. The inferred vector is therefore the ridge direction at the strength that warm items with similar
+content have (geometric mean: exp of the predicted log-strength). Every item with content then gets
 
     share · observed + (1 − share) · inferred,   share = n / (n + k)
 
@@ -40,7 +46,12 @@ _NEGLIGIBLE = 1e-9
 
 @dataclass(frozen=True)
 class ContentMap:
-    """A linear map from content vectors to raw behavior vectors: (content − content_mean) · weights + behavior_mean."""
+    """A map from content vectors to raw behavior vectors.
+
+    Direction: (content − content_mean) · weights + behavior_mean. Strength (when learnt):
+    exp((content − content_mean) · strength_weights + log_strength_mean), capped at 1; without a
+    strength part (a map stored before it existed) the direction's own length is the strength.
+    """
 
     weights: np.ndarray  # (content_dims, behavior_dims) float32
     content_mean: np.ndarray  # (content_dims,) float32
@@ -51,6 +62,10 @@ class ContentMap:
     # The evidence constant k the refresh blended with, and how many warm items the map was learnt on.
     item_evidence_k: float = 0.0
     warm_items: int = 0
+    # The strength part: a ridge from content to the log length of the warm items' raw vectors.
+    strength_weights: np.ndarray | None = None  # (content_dims,) float32
+    log_strength_mean: float = 0.0
+    strength_lambda: float = 0.0
 
     @property
     def content_dims(self) -> int:
@@ -60,12 +75,34 @@ class ContentMap:
     def behavior_dims(self) -> int:
         return int(self.weights.shape[1])
 
+    def direction(self, content: np.ndarray) -> np.ndarray:
+        """The direction ridge's raw output (rows) for content vectors (rows): shrunk, its length means little."""
+        matrix = self._rows(content)
+        return ((matrix - self.content_mean) @ self.weights + self.behavior_mean).astype(np.float32)
+
+    def strength(self, content: np.ndarray) -> np.ndarray:
+        """The expected strength (relative to the longest observed vector, capped at 1) of items with this content."""
+        matrix = self._rows(content)
+        if self.strength_weights is None:
+            return np.minimum(np.linalg.norm(self.direction(matrix).astype(np.float64), axis=1), 1.0)
+        log_strength = (matrix - self.content_mean).astype(np.float64) @ self.strength_weights + self.log_strength_mean
+        return np.minimum(np.exp(np.minimum(log_strength, 0.0)), 1.0)
+
     def infer(self, content: np.ndarray) -> np.ndarray:
-        """Raw behavior vectors (rows; length 1 = the longest observed vector) of content vectors (rows)."""
+        """Raw behavior vectors (rows; length 1 = the longest observed vector) of content vectors (rows): the
+        direction ridge's unit vector × the strength part's expected strength."""
+        raw = self.direction(content).astype(np.float64)
+        if self.strength_weights is None:
+            return raw.astype(np.float32)
+        lengths = np.linalg.norm(raw, axis=1)
+        units = np.divide(raw, lengths[:, None], out=np.zeros_like(raw), where=lengths[:, None] > _NEGLIGIBLE)
+        return (units * self.strength(content)[:, None]).astype(np.float32)
+
+    def _rows(self, content: np.ndarray) -> np.ndarray:
         matrix = np.atleast_2d(np.asarray(content, dtype=np.float32))
         if matrix.shape[1] != self.content_dims:
             raise ValueError(f"content vectors have {matrix.shape[1]} dimensions, the map expects {self.content_dims}")
-        return ((matrix - self.content_mean) @ self.weights + self.behavior_mean).astype(np.float32)
+        return matrix
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe form (arrays as base64 of little-endian float32), what the model record stores."""
@@ -79,6 +116,15 @@ class ContentMap:
             "version": self.version,
             "item_evidence_k": self.item_evidence_k,
             "warm_items": self.warm_items,
+            **(
+                {
+                    "strength_weights": _encode(self.strength_weights),
+                    "log_strength_mean": self.log_strength_mean,
+                    "strength_lambda": self.strength_lambda,
+                }
+                if self.strength_weights is not None
+                else {}
+            ),
         }
 
     @classmethod
@@ -92,6 +138,11 @@ class ContentMap:
             version=int(stored.get("version", 0)),
             item_evidence_k=float(stored.get("item_evidence_k", 0.0)),
             warm_items=int(stored.get("warm_items", 0)),
+            strength_weights=(
+                _decode(stored["strength_weights"]).reshape(content_dims) if "strength_weights" in stored else None
+            ),
+            log_strength_mean=float(stored.get("log_strength_mean", 0.0)),
+            strength_lambda=float(stored.get("strength_lambda", 0.0)),
         )
 
 
@@ -125,12 +176,13 @@ def fit_content_map(
     version: int = 0,
     item_evidence_k: float = 0.0,
 ) -> ContentMap | None:
-    """A ridge map learnt on the warm rows (evidence ≥ min_evidence); None when fewer than MIN_WARM_ITEMS are warm.
+    """A map learnt on the warm rows (evidence ≥ min_evidence); None when fewer than MIN_WARM_ITEMS are warm.
 
     `content` (items × content_dims) and `behavior` (items × behavior_dims, raw: unit × strength)
-    are row-aligned with `evidence`. The penalty is the one with the lowest generalized
-    cross-validation error (closed form from one SVD of the centered warm content matrix), chosen
-    within the warm items only: deterministic, positive, no held-out test data involved.
+    are row-aligned with `evidence`. Two ridges share one SVD of the centered warm content matrix: the
+    direction (content → raw vector) and the strength (content → log length, on the warm rows with a
+    non-zero vector). Each penalty is the one with the lowest generalized cross-validation error
+    (closed form), chosen within the warm items only: deterministic, positive, no held-out data involved.
     """
     content = np.asarray(content, dtype=np.float64)
     behavior = np.asarray(behavior, dtype=np.float64)
@@ -148,6 +200,9 @@ def fit_content_map(
     ridge_lambda = _gcv_lambda(left, singular, y)
     # W = V · diag(s / (s² + λ)) · Uᵀ · Y
     weights = right_t.T @ ((singular / (singular**2 + ridge_lambda))[:, None] * (left.T @ y))
+    strength_weights, log_strength_mean, strength_lambda = _strength_ridge(
+        x, np.linalg.norm(behavior[warm], axis=1), left, singular, right_t
+    )
     return ContentMap(
         weights=weights.astype(np.float32),
         content_mean=content_mean.astype(np.float32),
@@ -156,7 +211,34 @@ def fit_content_map(
         version=version,
         item_evidence_k=float(item_evidence_k),
         warm_items=len(warm),
+        strength_weights=strength_weights,
+        log_strength_mean=log_strength_mean,
+        strength_lambda=strength_lambda,
     )
+
+
+def _strength_ridge(
+    centered: np.ndarray, lengths: np.ndarray, left: np.ndarray, singular: np.ndarray, right_t: np.ndarray
+) -> tuple[np.ndarray | None, float, float]:
+    """Ridge from centered content to log length (GCV penalty); (None, 0, 0) with too few non-zero lengths.
+
+    The log: strengths are positive and spread over orders of magnitude (the factorization's lengths grow
+    with an item's popularity), so the prediction is a geometric mean, never negative. With every warm
+    length non-zero the warm SVD is reused; otherwise the rows with a vector get their own.
+    """
+    positive = lengths > _NEGLIGIBLE
+    if int(positive.sum()) < MIN_WARM_ITEMS:
+        return None, 0.0, 0.0
+    if not positive.all():
+        left, singular, right_t = np.linalg.svd(centered[positive], full_matrices=False)
+    log_lengths = np.log(lengths[positive])
+    mean = float(log_lengths.mean())
+    y = (log_lengths - mean)[:, None]
+    strength_lambda = _gcv_lambda(left, singular, y)
+    weights = right_t.T @ ((singular / (singular**2 + strength_lambda))[:, None] * (left.T @ y))
+    # The content mean the direction uses is the warm rows' mean; the intercept absorbs the difference.
+    offset = float(centered[positive].mean(axis=0) @ weights[:, 0])
+    return weights[:, 0].astype(np.float32), mean - offset, float(strength_lambda)
 
 
 def _gcv_lambda(left: np.ndarray, singular: np.ndarray, y: np.ndarray) -> float:
@@ -256,12 +338,15 @@ def carry_by_content(
 
 
 def inferred_item(content_map: ContentMap, content: np.ndarray) -> tuple[np.ndarray, float] | None:
-    """A new item's unit behavior vector and strength (relative to the longest observed, capped at 1), or None."""
-    raw = content_map.infer(np.asarray(content, dtype=np.float32).reshape(1, -1))[0].astype(np.float64)
+    """A new item's unit behavior vector and strength (relative to the longest observed, capped at 1), or None:
+    the same inferred vector as an item with no interactions gets in carry_items."""
+    row = np.asarray(content, dtype=np.float32).reshape(1, -1)
+    raw = content_map.infer(row)[0].astype(np.float64)
     length = float(np.linalg.norm(raw))
     if not math.isfinite(length) or length <= _NEGLIGIBLE:
         return None
-    return (raw / length).astype(np.float32), min(length, 1.0)
+    strength = float(content_map.strength(row)[0]) if content_map.strength_weights is not None else length
+    return (raw / length).astype(np.float32), min(strength, 1.0)
 
 
 def with_version(content_map: ContentMap, version: int) -> ContentMap:

@@ -17,11 +17,13 @@ class ContentMapSettings(ConnectionSettings):
         " item gets its inferred vector from its first item.upserted. Off: only interacted items have one.",
     )
     behavior_item_evidence_k: float = Field(
-        10.0,
+        3.0,
         ge=0,
         description="An item with n interactions (distinct users in the behavior log) keeps n/(n+k) of its observed"
-        " behavior vector and takes the rest from its content; the same rule and default as"
-        " RECSYS_BEHAVIOR_EVIDENCE_K (0: observed vectors are kept as they are).",
+        " behavior vector and takes the rest from its content (the rule of RECSYS_BEHAVIOR_EVIDENCE_K; 0: observed"
+        " vectors are kept as they are). Default: the content map's minimum evidence, so an item is half its own"
+        " exactly where its interactions start to be trusted to teach the map (best of 1, 3 and 10 on the"
+        " evaluation's inner validation split).",
     )
     behavior_content_min_evidence: int = Field(
         3,

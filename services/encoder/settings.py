@@ -5,12 +5,13 @@ from __future__ import annotations
 from pydantic import Field
 
 from recsys.encoder.content_map_settings import ContentMapSettings
+from recsys.encoder.interactions.sequence_settings import SequenceSettings
 from recsys.encoder.interactions.settings import InteractionSettings
 from recsys.encoder.text.settings import TextSettings
 from recsys.shared.blend_settings import BlendSettings
 
 
-class EncoderSettings(TextSettings, InteractionSettings, ContentMapSettings, BlendSettings):
+class EncoderSettings(TextSettings, InteractionSettings, ContentMapSettings, SequenceSettings, BlendSettings):
     """Every knob of the encoder; each can be set as RECSYS_<FIELD> in the environment.
 
     A process runs one role or both (`recsys run encoder --role`); each role reads only its own

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol, cast
 
 import numpy as np
@@ -41,6 +41,7 @@ from recsys.shared.errors import InvalidRequest, NotFound, Unavailable
 from recsys.shared.ids import point_id
 from recsys.shared.points import ITEMS, SESSION, TASTE, USERS, ItemField, UserField, keys
 from recsys.shared.store import VectorStore
+from recsys.shared.successors import recent_items, sequence_scores, sequence_signal
 
 # Only what ranking and display need: item points also carry bounded event-id lists.
 _ITEM_FIELDS = keys(
@@ -57,7 +58,9 @@ _ITEM_FIELDS = keys(
         ItemField.BEHAVIOR_VERSION,
     ]
 )
-_USER_FIELDS = keys([UserField.USER_ID, UserField.SEEN, UserField.EVENT_COUNT, UserField.BEHAVIOR_VERSION])
+_USER_FIELDS = keys(
+    [UserField.USER_ID, UserField.SEEN, UserField.EVENT_COUNT, UserField.BEHAVIOR_VERSION, UserField.HISTORY]
+)
 
 Point = models.ScoredPoint | models.Record
 
@@ -156,7 +159,8 @@ class Feeds:
         exclude: Iterable[str] = (),
         controls: FeedControls | None = None,
     ) -> Feed:
-        """A personal feed from the user's taste, session and behavior vectors; trending items for a cold user."""
+        """A personal feed from the user's taste, session and behavior vectors and what followed their latest items
+        in others' histories (the sequence signal, when weighted); trending items for a user with neither."""
         controls = controls or FeedControls()
         validate_subject_id("user_id", user_id)
         validate_limit(limit, self._settings.max_limit)
@@ -183,7 +187,12 @@ class Feeds:
         query_filter = to_qdrant_filter(item_filter, [*excluded, *served, *seen])
         pool = self._settings.pool_size(limit)
         fresh_points = await self._fresh_points(fresh_slots(limit, share), query, query_filter)
-        if query.is_empty:
+        # Weighted 0 the signal costs no read: its scores would only add zeros.
+        recent = recent_items(UserField.HISTORY.read(payload)) if weights.sequence > 0 else []
+        sequence = await self._sequence_scores(recent)
+        # A user with history but no vector yet (their items had none) still has successors to go on: ranked
+        # by them, not by trend alone. With neither, the trending feed.
+        if query.is_empty and not sequence:
             points = await self._popular_points(pool, query_filter, with_vectors=True)
             found = self._pool([*points, *fresh_points], None)
             popular = blend({POPULARITY: found.candidates.popularity}, {POPULARITY: 1.0})
@@ -192,12 +201,19 @@ class Feeds:
             )
             return self._feed(found, popular, rows, Strategy.POPULAR, served, limit, share)
 
-        points = await self._nearest_to_any(
-            [(CONTENT, query.taste), (CONTENT, query.session), (BEHAVIOR, query.behavior)], pool, query_filter
+        points, successors = await asyncio.gather(
+            self._nearest_to_any(
+                [(CONTENT, query.taste), (CONTENT, query.session), (BEHAVIOR, query.behavior)], pool, query_filter
+            ),
+            self._successor_points(sequence, pool, query_filter),
         )
         # Popular items compete too: a thin or filtered neighbourhood never leaves the feed short.
         points += await self._popular_points(limit, query_filter, with_vectors=True)
-        found = self._pool([*points, *fresh_points], version)
+        found = self._pool([*points, *successors, *fresh_points], version)
+        if sequence:
+            found = replace(
+                found, candidates=found.candidates.with_sequence(sequence_signal(sequence, found.candidates.item_ids))
+            )
         blended = for_you_blend(query, found.candidates, weights)
         rows = feed_order(blended.scores, np.ones(len(found.candidates), bool), limit, lam, found.candidates.content)
         return self._feed(found, blended, rows, Strategy.PERSONALIZED, served, limit, share)
@@ -361,6 +377,43 @@ class Feeds:
                 with_vectors=True,
             )
         return list(response.points)
+
+    async def _sequence_scores(self, recent: Sequence[tuple[str, float]]) -> dict[str, float]:
+        """The user's sequence score of every successor of their recent items (successors.py): one read of their lists.
+
+        A recent item deleted since still says what tends to follow it; its successors pass the
+        catalog filter like any candidate (_successor_points).
+        """
+        if not recent:
+            return {}
+        async with _store_errors():
+            records = await self._client.retrieve(
+                ITEMS,
+                [point_id(item_id) for item_id, _ in recent],
+                with_payload=keys([ItemField.ITEM_ID, ItemField.SUCCESSORS]),
+                with_vectors=False,
+            )
+        lists = {ItemField.ITEM_ID.read(r.payload): ItemField.SUCCESSORS.read(r.payload) for r in records}
+        return sequence_scores(recent, lists)
+
+    async def _successor_points(
+        self, scores: Mapping[str, float], limit: int, query_filter: models.Filter
+    ) -> list[Point]:
+        """The best-scoring successors as candidates, through the request's filter: exclusions, served and seen
+        items, deleted items and the item filter hold for them as for every candidate."""
+        if not scores:
+            return []
+        best = sorted(scores, key=lambda item_id: (-scores[item_id], item_id))[:limit]
+        wanted = models.HasIdCondition(has_id=[point_id(item_id) for item_id in best])  # type: ignore[arg-type]
+        async with _store_errors():
+            records, _ = await self._client.scroll(
+                ITEMS,
+                scroll_filter=models.Filter(must=[query_filter, wanted]),
+                limit=len(best),
+                with_payload=_ITEM_FIELDS,
+                with_vectors=True,
+            )
+        return list(records)
 
     async def _popular_points(self, limit: int, query_filter: models.Filter, with_vectors: bool) -> list[Point]:
         """Most popular first by stored popularity, then items nobody has engaged with yet.

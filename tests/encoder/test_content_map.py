@@ -1,4 +1,4 @@
-"""The content map: ridge from content to behavior vectors, and items carried by it according to their evidence."""
+"""The content map: ridges from content to behavior directions and strengths, items carried by it by their evidence."""
 
 from __future__ import annotations
 
@@ -30,8 +30,14 @@ def test_a_planted_linear_map_is_recovered_from_the_warm_items() -> None:
     np.testing.assert_allclose(fitted.weights, truth, atol=0.02)
     fresh, fresh_behavior, _ = planted(items=50, seed=1)
     fresh_behavior = fresh @ truth
-    error = np.linalg.norm(fitted.infer(fresh) - fresh_behavior) / np.linalg.norm(fresh_behavior)
+    error = np.linalg.norm(fitted.direction(fresh) - fresh_behavior) / np.linalg.norm(fresh_behavior)
     assert error < 0.05
+    # The inferred vector points where the direction ridge does.
+    inferred = fitted.infer(fresh)
+    cosines = np.sum(inferred * fresh_behavior, axis=1) / (
+        np.linalg.norm(inferred, axis=1) * np.linalg.norm(fresh_behavior, axis=1)
+    )
+    assert cosines.min() > 0.99
 
 
 def test_cold_items_do_not_teach_the_map_and_too_few_warm_items_give_none() -> None:
@@ -63,6 +69,37 @@ def test_the_map_survives_its_stored_form() -> None:
     back = ContentMap.from_dict(fitted.to_dict())
     np.testing.assert_array_equal(back.infer(content[:5]), fitted.infer(content[:5]))
     assert (back.version, back.item_evidence_k, back.ridge_lambda) == (7, 4.0, fitted.ridge_lambda)
+    assert back.strength_lambda == fitted.strength_lambda and back.log_strength_mean == fitted.log_strength_mean
+
+
+def test_a_map_stored_before_the_strength_part_still_loads_and_infers_its_ridge_output() -> None:
+    content, behavior, _ = planted()
+    fitted = fit_content_map(content, behavior, np.full(len(content), 10.0))
+    assert fitted is not None
+    stored = fitted.to_dict()
+    for key in ("strength_weights", "log_strength_mean", "strength_lambda"):
+        del stored[key]
+    old = ContentMap.from_dict(stored)
+    assert old.strength_weights is None
+    np.testing.assert_allclose(old.infer(content[:5]), fitted.direction(content[:5]), atol=1e-6)
+
+
+def test_inferred_strength_is_that_of_warm_items_with_similar_content_not_the_shrunk_ridge_length() -> None:
+    # Half the items are "popular" (long vectors) and their content says so along one axis; the rest are short.
+    rng = np.random.default_rng(5)
+    content, behavior, _ = planted(items=600, noise=0.05)
+    popular = rng.random(600) < 0.5
+    content[:, 0] = np.where(popular, 3.0, -3.0) + 0.1 * rng.normal(size=600)
+    lengths = np.where(popular, 1.0, 0.05) * np.exp(0.1 * rng.normal(size=600))
+    units = behavior / np.linalg.norm(behavior, axis=1, keepdims=True)
+    raw = units * lengths[:, None]
+    fitted = fit_content_map(content, raw, np.full(600, 10.0))
+    assert fitted is not None and fitted.strength_weights is not None
+    strength = fitted.strength(content)
+    # Geometric means of each group, not a length shrunk toward the overall mean.
+    assert np.median(strength[popular]) > 0.7 and np.median(strength[~popular]) < 0.08
+    assert np.median(np.linalg.norm(fitted.direction(content[popular]), axis=1)) < np.median(strength[popular])
+    np.testing.assert_allclose(np.linalg.norm(fitted.infer(content), axis=1), strength, rtol=1e-4)
 
 
 def test_carried_items_blend_observed_and_inferred_by_their_evidence() -> None:
@@ -111,3 +148,17 @@ def test_a_new_items_strength_is_relative_to_the_longest_observed_and_capped() -
     assert result is not None
     unit, strength = result
     assert abs(float(np.linalg.norm(unit)) - 1) < 1e-5 and strength == 1.0
+
+
+def test_a_new_item_gets_what_a_never_interacted_item_gets_in_the_refresh() -> None:
+    content, behavior, _ = planted(items=300)
+    ids = [f"i{n}" for n in range(300)]
+    evidence = np.full(300, 50.0)
+    evidence[0] = 0.0
+    carried, content_map = carry_by_content(factors_of(ids[1:], behavior[1:]), ids, content, evidence, 3.0)
+    assert content_map is not None
+    result = inferred_item(content_map, content[0])
+    assert result is not None
+    row = carried.item_ids.index("i0")
+    np.testing.assert_allclose(carried.vectors[row], result[0], atol=1e-5)
+    assert abs(float(carried.strengths[row]) - result[1]) < 1e-5

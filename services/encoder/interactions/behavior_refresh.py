@@ -16,6 +16,10 @@ version's model record (recsys.shared.behavior_models) before writing any item, 
 vector for every item with content: observed and inferred blended by the item's evidence, so
 items with few or no interactions are carried by their content. Items whose stale vector it finds
 afterwards (an item.upserted that landed meanwhile) get their inferred vector instead of none.
+
+With each item's vector the refresh writes its successors (successors.py: what followed it in
+users' histories, for ForYou's sequence signal), from the same log it factorized; an item the new
+model leaves out gets none, so no list outlives the log it came from.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ from recsys.shared.lifecycle import cancel_and_wait
 from recsys.shared.logs import log_event
 from recsys.shared.points import BEHAVIOR, CONTENT, ITEMS, USERS, ItemField, UserField, keys
 from recsys.shared.store import VectorStore
+from recsys.shared.successors import KEEP, successor_lists, transition_matrix
 
 _log = logging.getLogger(__name__)
 
@@ -79,6 +84,8 @@ class RefreshPolicy:
     content_map: bool = True
     item_evidence_k: float = 10.0
     content_min_evidence: int = 3
+    # Successors kept per item for ForYou's sequence signal (RECSYS_BEHAVIOR_SUCCESSORS); 0 writes none.
+    successors: int = KEEP
 
 
 @dataclass(frozen=True)
@@ -152,6 +159,22 @@ def fit(
     else:
         matrix = interaction_matrix(entries, policy.model_half_life_s)
     return (factorizer or InProcessFactorizer(policy.device)).factorize(matrix, policy.dims)
+
+
+# An item's successors as its payload stores them: [[item id, weight], ...], strongest first.
+Successors = dict[str, list[list[Any]]]
+
+
+def item_successors(entries: InteractionMatrixBuilder, policy: RefreshPolicy) -> Successors:
+    """The blocking part of the successor lists: each item's strongest successors in the log (a worker thread)."""
+    if policy.successors <= 0:
+        return {}
+    user, item, weight, ts, _, item_ids = entries.columns()
+    matrix = transition_matrix(user, item, weight, ts, len(item_ids), keep=policy.successors)
+    return {
+        item_id: [[successor, round(strength, 6)] for successor, strength in followers]
+        for item_id, followers in successor_lists(matrix, item_ids).items()
+    }
 
 
 class BehaviorRefresh:
@@ -242,6 +265,7 @@ class BehaviorRefresh:
             self.phase = "factorizing"
             recorder = _EvidenceRecorder(self._factorizer)
             factors = await asyncio.to_thread(fit, entries, self.policy, recorder)
+            successors = await asyncio.to_thread(item_successors, entries, self.policy)
             version = await self._next_version()
             content_map: ContentMap | None = None
             tuned: TunedBlend | None = None
@@ -282,7 +306,7 @@ class BehaviorRefresh:
                 blend_tuning,
             )
             await save_model_record(self._store, record)
-            written = await self._write_items(factors, version)
+            written = await self._write_items(factors, version, successors)
             cleared = await self._clear_stale_items(version, content_map)
             users = await self._refold_users(factors, version)
         finally:
@@ -359,8 +383,13 @@ class BehaviorRefresh:
         vectors = np.concatenate(pages) if pages else np.zeros((0, 0), dtype=np.float32)
         return CatalogContent(item_ids, vectors)
 
-    async def _write_items(self, factors: ItemFactors, version: int) -> int:
-        """New vectors for the items that still exist (deleted ones excepted), in batches; each batch yields."""
+    async def _write_items(self, factors: ItemFactors, version: int, successors: Successors | None = None) -> int:
+        """New vectors and successor lists for the items that still exist (deleted ones excepted), in batches.
+
+        Each batch yields. A successor may be an item deleted since: harmless, since the recommender
+        only takes successors through its catalog filter, as every other candidate.
+        """
+        successors = successors or {}
         written = 0
         size = self.policy.batch_size
         for start in range(0, len(factors.item_ids), size):
@@ -392,9 +421,10 @@ class BehaviorRefresh:
                         payload={
                             ItemField.BEHAVIOR_VERSION.key: version,
                             ItemField.BEHAVIOR_NORM.key: float(factors.strengths[row]),
+                            ItemField.SUCCESSORS.key: successors.get(factors.item_ids[row], []),
                         },
                         # By id: a filter makes embedded Qdrant scan the whole collection per item. A
-                        # deletion landing since the read leaves these two fields on its tombstone, harmless.
+                        # deletion landing since the read leaves these fields on its tombstone, harmless.
                         points=[point_id(factors.item_ids[row])],
                     )
                 )
@@ -412,6 +442,7 @@ class BehaviorRefresh:
 
         Without a map such items are ones nobody engages with any more. With one, they are items whose
         content arrived after the refresh read the catalog (their item.upserted used the previous map).
+        Either way they lose their successor list: the new model has none for them.
         """
         stale = models.Filter(
             should=[
@@ -447,7 +478,11 @@ class BehaviorRefresh:
                         ),
                         models.SetPayloadOperation(
                             set_payload=models.SetPayload(
-                                payload={ItemField.BEHAVIOR_VERSION.key: None, ItemField.BEHAVIOR_NORM.key: 0.0},
+                                payload={
+                                    ItemField.BEHAVIOR_VERSION.key: None,
+                                    ItemField.BEHAVIOR_NORM.key: 0.0,
+                                    ItemField.SUCCESSORS.key: [],
+                                },
                                 points=ids,
                             )
                         ),
@@ -482,7 +517,11 @@ class BehaviorRefresh:
                 ),
                 models.SetPayloadOperation(
                     set_payload=models.SetPayload(
-                        payload={ItemField.BEHAVIOR_VERSION.key: version, ItemField.BEHAVIOR_NORM.key: strength},
+                        payload={
+                            ItemField.BEHAVIOR_VERSION.key: version,
+                            ItemField.BEHAVIOR_NORM.key: strength,
+                            ItemField.SUCCESSORS.key: [],
+                        },
                         points=[record.id],
                     )
                 ),

@@ -25,6 +25,7 @@ from recsys.encoder.interactions.user_profile import UserProfile
 from recsys.shared.blending import (
     BEHAVIOR,
     POPULARITY,
+    SEQUENCE,
     SESSION,
     TASTE,
     Candidates,
@@ -34,6 +35,7 @@ from recsys.shared.blending import (
     popularity_prior,
 )
 from recsys.shared.events import Interaction, InteractionType
+from recsys.shared.successors import recent_items, sequence_array, transition_matrix
 
 # The candidate weights, relative to behavior at 1 (only their ratios rank). The ranges span "this
 # signal is off" to "it moves a handful of places in a top 10"; they were set from the scale of each
@@ -42,9 +44,10 @@ TASTE_GRID = (0.0, 0.02, 0.05, 0.1, 0.2)
 SESSION_GRID = (0.0, 0.02, 0.05, 0.1)
 POPULARITY_GRID = (0.0, 0.02, 0.05, 0.1, 0.2)
 EVIDENCE_GRID = (1.0, 5.0, 20.0)
+SEQUENCE_GRID = (0.0, 0.1, 0.3, 1.0)
 POPULARITY_ONLY = ForYouWeights(behavior=0.0, taste=0.0, session=0.0, popularity=1.0, evidence_k=1.0)
 
-_SIGNALS = (BEHAVIOR, TASTE, SESSION, POPULARITY)
+_SIGNALS = (BEHAVIOR, TASTE, SESSION, POPULARITY, SEQUENCE)
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,9 @@ class TuningPlan:
     min_users: int = 50  # fewer users with held_out + 1 positives: keep the defaults
     max_users: int = 1000  # users scored at most (a seeded sample): bounds the time a refresh spends
     k: int = 10  # NDCG@k
+    # Candidates per signal each user's settings are scored on: like the recommender, which only ranks
+    # what some signal fetched (RECSYS_CANDIDATE_POOL and its factor), it bounds the work per user.
+    shortlist: int = 100
     popularity_midpoint: float = 20.0  # the recommender's prior (RECSYS_POPULARITY_MIDPOINT)
     seed: int = 0
 
@@ -111,9 +117,9 @@ class ValidationSplit:
 def candidate_weights(defaults: ForYouWeights) -> list[ForYouWeights]:
     """The defaults first (ties keep them), popularity alone, then the grid."""
     grid = [
-        ForYouWeights(1.0, taste, session, popularity, evidence_k)
-        for taste, session, popularity, evidence_k in itertools.product(
-            TASTE_GRID, SESSION_GRID, POPULARITY_GRID, EVIDENCE_GRID
+        ForYouWeights(1.0, taste, session, popularity, evidence_k, sequence)
+        for taste, session, popularity, evidence_k, sequence in itertools.product(
+            TASTE_GRID, SESSION_GRID, POPULARITY_GRID, EVIDENCE_GRID, SEQUENCE_GRID
         )
     ]
     return [defaults, POPULARITY_ONLY, *grid]
@@ -168,6 +174,8 @@ def tune_blend(
         return None
     train = events.subset(split.train)
     factors = fit_factors(train)
+    successors = transition_matrix(train.user, train.item, train.weight, train.ts, len(events.item_ids))
+    row_of = {item_id: row for row, item_id in enumerate(events.item_ids)}
     candidates = _candidates(events.item_ids, content, has_content, factors)
     choices = candidate_weights(defaults)
     totals = np.zeros(len(choices))
@@ -180,10 +188,13 @@ def tune_blend(
         profile.refresh_behavior(item_behaviors, 1, rules)
         query = UserQuery(profile.taste.unit, profile.session.unit, profile.behavior.unit, profile.event_count)
         prior = popularity_prior(popularity.at(split.cutoff[user]), plan.popularity_midpoint)
-        signals = for_you_signals(query, candidates.with_popularity(prior))
-        scores = _grid_scores(signals, choices, query.events)
-        scores[:, train.item[rows]] = -np.inf  # the service leaves out what the user has seen
-        totals += _ndcg_rows(scores, split.targets[user], plan.k)
+        sequence = sequence_array(recent_items(profile.history), row_of, successors)
+        signals = for_you_signals(query, candidates.with_popularity(prior).with_sequence(sequence))
+        seen = train.item[rows]
+        shortlist = _shortlist(signals, seen, plan.shortlist)
+        scores = grid_scores({name: values[shortlist] for name, values in signals.items()}, choices, query.events)
+        hits = np.flatnonzero(np.isin(shortlist, split.targets[user]))
+        totals += ndcg_rows(scores, hits, plan.k, relevant=len(split.targets[user]))
     users = len(split.targets)
     means = totals / users
     best = int(np.argmax(means))
@@ -201,6 +212,20 @@ def _candidates(item_ids: list[str], content: np.ndarray, has_content: np.ndarra
         if row is not None:
             behavior[row], has_behavior[row], strength[row] = factors.vectors[source], True, factors.strengths[source]
     return Candidates.of(item_ids, content, has_content, behavior, has_behavior, strength, np.zeros(len(item_ids)))
+
+
+def _shortlist(signals: dict[str, np.ndarray], seen: np.ndarray, per_signal: int) -> np.ndarray:
+    """The candidates some signal ranks in its top `per_signal` (what the user has seen left out), as rows."""
+    allowed = np.ones(len(next(iter(signals.values()))), dtype=bool)
+    allowed[seen] = False
+    rows = np.flatnonzero(allowed)
+    picked: set[int] = set()
+    for values in signals.values():
+        finite = np.nan_to_num(np.asarray(values, dtype=np.float64)[rows], nan=-np.inf)
+        count = min(per_signal, len(rows))
+        if count:
+            picked.update(rows[np.argpartition(-finite, count - 1)[:count]].tolist())
+    return np.asarray(sorted(picked), dtype=np.int64)
 
 
 def _rows_by_user(events: EventColumns) -> dict[int, np.ndarray]:
@@ -232,7 +257,7 @@ def _replayed_profile(
     return profile
 
 
-def _grid_scores(signals: dict[str, np.ndarray], choices: list[ForYouWeights], events: int) -> np.ndarray:
+def grid_scores(signals: dict[str, np.ndarray], choices: list[ForYouWeights], events: int) -> np.ndarray:
     """Scores of every candidate under every weight setting (rows): `blend` for all settings in one product."""
     names = [name for name in _SIGNALS if name in signals]
     values = np.vstack([np.nan_to_num(np.asarray(signals[name], dtype=np.float64), nan=0.0) for name in names])
@@ -240,17 +265,19 @@ def _grid_scores(signals: dict[str, np.ndarray], choices: list[ForYouWeights], e
     return weights @ values
 
 
-def _ndcg_rows(scores: np.ndarray, targets: np.ndarray, k: int) -> np.ndarray:
-    """NDCG@k of each row's top k against the targets (all relevant; ideal: every target first)."""
+def ndcg_rows(scores: np.ndarray, targets: np.ndarray, k: int, relevant: int | None = None) -> np.ndarray:
+    """NDCG@k of each row's top k against the targets (columns); the ideal puts all `relevant` targets first
+    (default: len(targets); more when some targets are not among the scored columns)."""
+    relevant = len(targets) if relevant is None else relevant
     k = min(k, scores.shape[1])
-    if k == 0 or len(targets) == 0:
+    if k == 0 or relevant == 0:
         return np.zeros(len(scores))
     top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     ordered = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable"), 1)
     finite = np.isfinite(np.take_along_axis(scores, ordered, axis=1))
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
     gains = (np.isin(ordered, targets) & finite) @ discounts
-    ideal = discounts[: min(len(targets), k)].sum()
+    ideal = (1.0 / np.log2(np.arange(2, min(relevant, k) + 2))).sum()
     return gains / ideal
 
 

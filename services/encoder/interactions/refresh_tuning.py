@@ -118,6 +118,7 @@ def blend_record(tuned: TunedBlend | None, tuning: BlendTuning) -> tuple[dict[st
             "session": weights.session,
             "popularity": weights.popularity,
             "evidence_k": weights.evidence_k,
+            "sequence": weights.sequence,
         },
         figures,
     )

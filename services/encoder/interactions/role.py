@@ -24,6 +24,7 @@ from recsys.encoder.interactions.ingestion import InteractionIngestion
 from recsys.encoder.interactions.metrics import InteractionMetrics
 from recsys.encoder.interactions.refresh_tuning import BlendTuning
 from recsys.encoder.interactions.rules import EventWeights, InteractionRules
+from recsys.encoder.interactions.sequence_settings import SequenceSettings
 from recsys.encoder.interactions.settings import InteractionSettings
 from recsys.encoder.keyed_locks import KeyedLocks
 from recsys.encoder.notices import NoticePublisher
@@ -40,7 +41,7 @@ _log = logging.getLogger(__name__)
 
 
 def refresh_policy(settings: InteractionSettings) -> RefreshPolicy:
-    """The refresh's policy; the content map's knobs come with the encoder's settings (their defaults otherwise)."""
+    """The refresh's policy; the content map's and successors' knobs come with the encoder's settings (or defaults)."""
     policy = RefreshPolicy(
         every_interactions=settings.behavior_refresh_interactions,
         interval_s=settings.behavior_refresh_interval_s,
@@ -57,6 +58,8 @@ def refresh_policy(settings: InteractionSettings) -> RefreshPolicy:
             item_evidence_k=settings.behavior_item_evidence_k,
             content_min_evidence=settings.behavior_content_min_evidence,
         )
+    if isinstance(settings, SequenceSettings):
+        policy = replace(policy, successors=settings.behavior_successors)
     return policy
 
 

@@ -206,6 +206,7 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
                 "session": defaults.session,
                 "popularity": defaults.popularity,
                 "evidence_k": defaults.evidence_k,
+                "sequence": defaults.sequence,
             }
         weights = dict(weights or {})
         evidence_k = weights.pop("evidence_k", 0.0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from tqdm import tqdm
@@ -18,6 +18,12 @@ from recsys.encoder.interactions.refresh_tuning import ModelFit
 from recsys.encoder.interactions.rules import EventWeights, InteractionRules
 from recsys.encoder.interactions.user_profile import UserProfile
 from recsys.shared.blending import Candidates, UserQuery
+from recsys.shared.successors import (
+    recent_items,
+    sequence_scores,
+    successor_lists,
+    transition_matrix,
+)
 from recsys.tools.evaluation.dataset import Interactions
 
 # A replay has one model version; the number only has to be the same on items and users.
@@ -40,6 +46,20 @@ class ReplayResult:
     entries: InteractionMatrixBuilder
     catalog_ids: list[str]
     catalog_content: np.ndarray
+    # What followed each item in the log (successors.py), as the refresh writes it on the items.
+    successors: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+
+    def sequence_signal(self, user: int, item_ids: list[str], row_of: dict[str, int]) -> np.ndarray:
+        """The user's sequence score of every item (rows of item_ids), as the recommender computes it."""
+        profile = self.profiles.get(user)
+        signal = np.zeros(len(item_ids))
+        if profile is None:
+            return signal
+        for item_id, score in sequence_scores(recent_items(profile.history), self.successors).items():
+            row = row_of.get(item_id)
+            if row is not None:
+                signal[row] = score
+        return signal
 
     @property
     def events(self) -> EventColumns:
@@ -130,6 +150,9 @@ def replay(
     catalog_content = np.asarray(content[catalog_rows], dtype=np.float32)
     events = EventColumns(*log.columns())
     factors = model_fit(policy).fit(events, catalog_ids, catalog_content)
+    keep = policy.successors
+    transitions = transition_matrix(events.user, events.item, events.weight, events.ts, len(events.item_ids), keep=keep)
+    successors = successor_lists(transitions, events.item_ids)
     item_behaviors = factors.as_mapping()
     for user in request_times:
         if user in profiles:
@@ -137,7 +160,9 @@ def replay(
     counts = np.zeros(n_items, dtype=np.int64)
     for item, activity in activities.items():
         counts[item] = activity.interaction_count
-    return ReplayResult(profiles, snapshots, counts, factors, len(events), log, catalog_ids, catalog_content)
+    return ReplayResult(
+        profiles, snapshots, counts, factors, len(events), log, catalog_ids, catalog_content, successors
+    )
 
 
 def catalog_candidates(

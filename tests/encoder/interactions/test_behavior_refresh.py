@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import threading
 from collections.abc import Awaitable, Callable
@@ -232,3 +233,78 @@ async def test_items_without_interactions_are_carried_by_content_and_so_are_thei
     stored = behavior_of(user)
     assert stored is not None and (user.payload or {})["behavior_version"] == report.version
     assert float(stored @ cold) > 0.99
+
+
+async def delete_item(encoder: EncoderService, wait_consumed: WaitConsumed, item_id: str) -> None:
+    stream = encoder.settings.streams.items
+    data = {"item_id": item_id, "version": 2, "ts": T0 + 1}
+    last = await encoder.redis.xadd(stream, {"event": "item.deleted", "data": json.dumps(data)})
+    await wait_consumed(encoder.redis, stream, encoder.settings.item_ingest_group, last)
+
+
+def in_order(users: int, items: tuple[str, ...]) -> list[tuple[str, str]]:
+    """Each user consumes the items in this order (publish_interactions stamps them in publication order)."""
+    return [(f"reader{n}", item) for n in range(users) for item in items]
+
+
+async def test_a_refresh_writes_what_followed_each_item_and_nothing_on_deleted_items(
+    start_encoder: StartEncoder, wait_consumed: WaitConsumed
+) -> None:
+    encoder = await start_encoder(behavior_refresh_interactions=0, behavior_dims=8)
+    await publish_items(encoder, wait_consumed)
+    stream = encoder.settings.streams.items
+    data = {"item_id": "gone", "title": "Item gone", "version": 1, "ts": T0}
+    last = await encoder.redis.xadd(stream, {"event": "item.upserted", "data": json.dumps(data)})
+    await wait_consumed(encoder.redis, stream, encoder.settings.item_ingest_group, last)
+    # Every reader takes b1 right after a1, then "gone", and a3 last of all: nothing ever follows a3.
+    await publish_interactions(encoder, wait_consumed, in_order(4, ("a1", "b1", "gone", "a3")))
+    await delete_item(encoder, wait_consumed, "gone")
+    assert encoder.behavior_refresh is not None
+    assert await encoder.behavior_refresh.refresh() is not None
+
+    items = await records(encoder, ITEMS, [*ITEM_IDS, "gone"])
+    a1 = (items["a1"].payload or {})["successors"]
+    assert [item_id for item_id, _ in a1] == ["b1", "gone", "a3"]
+    assert a1[0][1] == pytest.approx(1.0) and a1[0][1] > a1[1][1] > a1[2][1]
+    assert [item_id for item_id, _ in (items["b1"].payload or {})["successors"]] == ["gone", "a3"]
+    assert (items["a3"].payload or {})["successors"] == []
+    assert "successors" not in (items["gone"].payload or {}) and behavior_of(items["gone"]) is None
+
+
+async def test_the_successors_kept_follow_the_setting_and_none_leaves_no_list_behind(
+    start_encoder: StartEncoder, wait_consumed: WaitConsumed
+) -> None:
+    encoder = await start_encoder(behavior_refresh_interactions=0, behavior_dims=8, behavior_successors=1)
+    await publish_items(encoder, wait_consumed)
+    await publish_interactions(encoder, wait_consumed, in_order(3, ("a1", "b1", "a3")))
+    refresh = encoder.behavior_refresh
+    assert refresh is not None and refresh.policy.successors == 1
+    await refresh.refresh()
+    items = await records(encoder, ITEMS, ["a1"])
+    assert (items["a1"].payload or {})["successors"] == [["b1", pytest.approx(1.0)]]
+
+    refresh.policy = dataclasses.replace(refresh.policy, successors=0)
+    await refresh.refresh()
+    items = await records(encoder, ITEMS, ["a1", "b1", "a3"])
+    assert [(r.payload or {})["successors"] for r in items.values()] == [[], [], []]
+
+
+async def test_items_the_new_model_leaves_out_lose_their_successors(
+    start_encoder: StartEncoder, wait_consumed: WaitConsumed
+) -> None:
+    encoder = await start_encoder(behavior_refresh_interactions=0, behavior_dims=8, behavior_content_map=False)
+    await publish_items(encoder, wait_consumed)
+    await publish_interactions(encoder, wait_consumed, in_order(3, ("b1", "b2", "a1", "a2")))
+    assert encoder.behavior_refresh is not None
+    await encoder.behavior_refresh.refresh()
+    before = await records(encoder, ITEMS, ["b1"])
+    assert [item_id for item_id, _ in (before["b1"].payload or {})["successors"]] == ["b2", "a1", "a2"]
+    # The log forgets the b items: the model no longer covers them, and their lists go with their vectors.
+    log = behavior_log_stream(encoder.settings.stream_prefix)
+    entries = await encoder.redis.xrange(log)
+    await encoder.redis.xdel(log, *[entry_id for entry_id, fields in entries if fields[b"i"].startswith(b"b")])
+    await encoder.behavior_refresh.refresh()
+
+    items = await records(encoder, ITEMS, ["a1", "b1", "b2"])
+    assert (items["b1"].payload or {})["successors"] == [] and behavior_of(items["b1"]) is None
+    assert [item_id for item_id, _ in (items["a1"].payload or {})["successors"]] == ["a2"]

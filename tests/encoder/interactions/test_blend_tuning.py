@@ -12,10 +12,10 @@ from recsys.encoder.interactions.blend_tuning import (
     POPULARITY_ONLY,
     EventColumns,
     TuningPlan,
-    _grid_scores,
-    _ndcg_rows,
     _PopularityClock,
     candidate_weights,
+    grid_scores,
+    ndcg_rows,
     tune_blend,
     validation_split,
 )
@@ -87,7 +87,7 @@ def test_the_validation_sample_is_capped_and_seeded() -> None:
     )
 
 
-def test_grid_scores_are_the_recommenders_blend_for_every_weight_setting() -> None:
+def testgrid_scores_are_the_recommenders_blend_for_every_weight_setting() -> None:
     rng = np.random.default_rng(0)
     n = 30
     content = rng.normal(size=(n, 6))
@@ -99,7 +99,7 @@ def test_grid_scores_are_the_recommenders_blend_for_every_weight_setting() -> No
     query = UserQuery(taste=rng.normal(size=6), session=rng.normal(size=6), behavior=rng.normal(size=4), events=3)
     signals = for_you_signals(query, items)
     choices = candidate_weights(DEFAULTS)
-    scores = _grid_scores(signals, choices, query.events)
+    scores = grid_scores(signals, choices, query.events)
     for row in (0, 1, 17, len(choices) - 1):
         expected = blend(signals, choices[row].for_user(query.events)).scores
         np.testing.assert_allclose(scores[row], expected, atol=1e-9)
@@ -113,7 +113,7 @@ def test_ndcg_of_each_row_counts_hits_by_rank_and_never_a_left_out_item() -> Non
             [-np.inf, 4.0, -np.inf, 2.0, 1.0],  # targets left out (seen)
         ]
     )
-    ndcg = _ndcg_rows(scores, np.array([0, 2]), k=3)
+    ndcg = ndcg_rows(scores, np.array([0, 2]), k=3)
     ideal = 1 + 1 / math.log2(3)
     assert ndcg[0] == pytest.approx((1 + 1 / math.log2(4)) / ideal)
     assert ndcg[1] == pytest.approx((1 / math.log2(4)) / ideal)
@@ -185,3 +185,22 @@ def test_too_few_users_with_enough_events_keep_the_defaults() -> None:
         tune_blend(events, content, np.ones(len(content), bool), DEFAULTS, RULES, svd_fit, TuningPlan(min_users=500))
         is None
     )
+
+
+def test_tuning_turns_the_sequence_signal_on_where_users_follow_chains() -> None:
+    # Every user walks a chain of items from a random start: what comes next is what followed last time.
+    rng = np.random.default_rng(4)
+    n_users, n_items = 150, 80
+    users, items, ts = [], [], []
+    for user in range(n_users):
+        start = int(rng.integers(0, n_items))
+        for step in range(12):
+            users.append(user)
+            items.append((start + step) % n_items)
+            ts.append(user * 1000.0 + step)
+    events = columns(users, items, [1.0] * len(users), ts, n_items)
+    content = rng.normal(size=(n_items, 8))
+    tuned = tune_blend(events, content, np.ones(n_items, bool), DEFAULTS, RULES, svd_fit, TuningPlan(min_users=20))
+    assert tuned is not None
+    assert tuned.weights.sequence > 0
+    assert tuned.ndcg > tuned.defaults_ndcg

