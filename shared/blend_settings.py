@@ -15,14 +15,14 @@ class BlendSettings(BaseSettings):
 
     # The defaults: what `recsys eval` picked on MovieLens's validation split (README, Offline evaluation).
     # A deployment replaces them with its own once the refresh has enough events (blend_self_tuning).
-    taste_weight: float = Field(0.0, ge=0, description="ForYou: weight of user taste · item content.")
-    session_weight: float = Field(0.05, ge=0, description="ForYou: weight of user session · item content.")
+    taste_weight: float = Field(0.2, ge=0, description="ForYou: weight of user taste · item content.")
+    session_weight: float = Field(0.1, ge=0, description="ForYou: weight of user session · item content.")
     user_behavior_weight: float = Field(
         1.0, ge=0, description="ForYou: weight of user behavior · item behavior (cosine × the item's strength)."
     )
     popularity_weight: float = Field(0.02, ge=0, description="ForYou: weight of the item popularity prior.")
     sequence_weight: float = Field(
-        0.0,
+        0.3,
         ge=0,
         description="ForYou: weight of what followed the user's latest items in other users' histories (0..1 scaled).",
     )

@@ -164,7 +164,7 @@ async def test_successor_lists_are_read_once_and_only_when_the_signal_is_weighte
 
 async def test_a_request_can_turn_the_signal_on_over_grpc(shelf: Catalog, start_recommender: StartRecommender) -> None:
     await reader(shelf, "u", ["last"])
-    recommender = await start_recommender(**POOL)
+    recommender = await start_recommender(**POOL, sequence_weight=0.0)
     plain = await recommender.for_you("u", limit=3)
     assert "next" not in {item.item_id for item in plain.items}
     turned_on = await recommender.for_you(
@@ -174,5 +174,5 @@ async def test_a_request_can_turn_the_signal_on_over_grpc(shelf: Catalog, start_
     assert turned_on.items[0].score_parts["sequence"] == pytest.approx(1.0)
 
 
-def test_the_signal_is_off_unless_configured() -> None:
-    assert RecommenderSettings(encoder_address="127.0.0.1:1").for_you_weights().sequence == 0.0
+def test_the_signal_is_on_by_default() -> None:
+    assert RecommenderSettings(encoder_address="127.0.0.1:1").for_you_weights().sequence > 0.0

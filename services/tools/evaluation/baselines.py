@@ -70,6 +70,10 @@ RP3BETA_GRID: tuple[tuple[float, float], ...] = tuple(
 EASE_MAX_ITEMS = 30_000
 
 
+class MemoryBudgetExceeded(ValueError):
+    """A baseline that would need more memory than it may take: refused before anything is allocated."""
+
+
 def ease(matrix: sparse.csr_matrix, l2: float, max_items: int = EASE_MAX_ITEMS) -> Scorer:
     """EASE (Steck 2019): B = −P / diag(P) off the diagonal, diag(B) = 0, with P = (XᵀX + l2·I)⁻¹; score = X[u] @ B.
 
@@ -77,7 +81,7 @@ def ease(matrix: sparse.csr_matrix, l2: float, max_items: int = EASE_MAX_ITEMS) 
     """
     n_users, n_items = matrix.shape
     if n_items > max_items:
-        raise ValueError(
+        raise MemoryBudgetExceeded(
             f"EASE on {n_items} items needs about {_ease_bytes(n_users, n_items) / 2**30:.1f} GiB "
             f"of dense item-item matrices; refusing above max_items={max_items}"
         )

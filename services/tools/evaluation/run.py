@@ -11,6 +11,7 @@ only through those types stay rankable, as the service's seen list leaves them.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -39,7 +40,9 @@ from recsys.shared.blending import (
     popularity_prior,
 )
 from recsys.shared.events import InteractionType
+from recsys.shared.logs import log_event
 from recsys.tools.evaluation import baselines
+from recsys.tools.evaluation.baselines import MemoryBudgetExceeded
 from recsys.tools.evaluation.content import content_vectors
 from recsys.tools.evaluation.dataset import TYPE_CODE, EventDataset, Interactions, load_events
 from recsys.tools.evaluation.metrics import Interval, intra_list_diversity, paired_bootstrap, ranking_scores
@@ -54,6 +57,8 @@ from recsys.tools.evaluation.split import (
     seen_items,
 )
 
+_log = logging.getLogger(__name__)
+
 K = 10
 COLD_ITEM_INTERACTIONS = 3
 FRESH_SHARE = 0.1
@@ -65,6 +70,7 @@ OLD_COLD_HIT_RATE = 0.0044
 COLD_HIT_FACTOR = 3.0
 NO_MAP_NDCG_TOLERANCE = 0.01
 SELF_TUNED_TOLERANCE = 0.03
+_SETTINGS_PER_BLOCK = 64
 
 PRIMARY = "blended (tuned on validation)"
 NO_MAP = "blended, no content map"
@@ -355,10 +361,14 @@ def select_baselines(
     for family, grid in families:
         if not grid:
             continue
-        scores = [
-            validation_ndcg(fit(validation_matrix), validation, prepared.has_content, prepared.content)
-            for _, fit in tqdm(grid, desc=f"choosing {family}", disable=not config.progress, leave=False)
-        ]
+        try:
+            scores = [
+                validation_ndcg(fit(validation_matrix), validation, prepared.has_content, prepared.content)
+                for _, fit in tqdm(grid, desc=f"choosing {family}", disable=not config.progress, leave=False)
+            ]
+        except MemoryBudgetExceeded as exc:  # EASE on a catalog too large for dense item × item matrices
+            log_event(_log, "baseline_skipped", logging.WARNING, baseline=family, reason=str(exc))
+            continue
         label, fit = grid[int(np.argmax(scores))]
         name = f"{family} ({label}, chosen on validation)" if len(grid) > 1 else f"{family} ({label})"
         chosen.append((name, partial(fit, matrix)))
@@ -546,11 +556,16 @@ def tune_weights(prepared: _Prepared, config: EvalConfig, validation: _Validatio
         items = candidates.with_popularity(replayed.popularity.get(user, np.zeros(len(candidates))))
         items = items.with_sequence(replayed.sequence_signal(user, candidates.item_ids, row_of))
         signals = for_you_signals(query, items)
-        # Every setting at once (the recommender's blend as one product), ranked over the catalog minus seen.
-        scores = grid_scores(signals, choices, query.events)
-        scores[:, ~prepared.has_content] = -np.inf
-        scores[:, validation.seen.get(user, np.zeros(0, dtype=np.int64))] = -np.inf
-        totals += ndcg_rows(scores, np.unique(validation.split.targets[user]), K)
+        excluded = ~prepared.has_content
+        excluded[validation.seen.get(user, np.zeros(0, dtype=np.int64))] = True
+        targets = np.unique(validation.split.targets[user])
+        # Many settings at once (the recommender's blend as one product), ranked over the catalog minus seen; in
+        # blocks, so memory is a block of settings × the catalog whatever the grid's size.
+        for start in range(0, len(choices), _SETTINGS_PER_BLOCK):
+            block = slice(start, start + _SETTINGS_PER_BLOCK)
+            scores = grid_scores(signals, choices[block], query.events)
+            scores[:, excluded] = -np.inf
+            totals[block] += ndcg_rows(scores, targets, K)
     return choices[int(np.argmax(totals))]
 
 

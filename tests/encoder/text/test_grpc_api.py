@@ -16,6 +16,7 @@ from recsys.encoder.service import EncoderService
 from recsys.encoder.text.embedder import Embedder
 from recsys.encoder.text.grpc_api import SERVICE_NAME
 from recsys.encoder.text.tokenization import TextTokenizer
+from recsys.shared.behavior_models import BehaviorModelRecord, save_model_record
 from recsys_client.aio import EncoderClient
 from recsys_client.api import encoder_pb2, encoder_pb2_grpc
 from tests.encoder.gated import GatedEmbedder, metric, scrape
@@ -335,3 +336,34 @@ async def test_a_request_over_the_size_limit_is_resource_exhausted(client: Encod
         await client.stub.Embed(encoder_pb2.EmbedRequest(texts=["y" * 60_000] * 80), timeout=30)  # 4.8 MB
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "Embed request of" in (caught.value.details() or "")
+
+
+async def test_model_info_reports_the_behavior_model_and_the_blend_the_last_refresh_chose(
+    encoder: EncoderService, client: EncoderClient
+) -> None:
+    assert not (await client.model_info()).HasField("behavior_model")  # no refresh has run yet
+
+    tuned = {"behavior": 1.0, "taste": 0.1, "session": 0.0, "popularity": 0.2, "evidence_k": 5.0, "sequence": 0.3}
+    figures = {
+        "self_tuned": 1.0,
+        "validation_users": 120.0,
+        "ndcg": 0.12,
+        "defaults_ndcg": 0.1,
+        "popularity_ndcg": 0.05,
+    }
+    await save_model_record(encoder.store, BehaviorModelRecord(1_700_000_000_000, None, tuned, figures))
+    info = (await client.model_info()).behavior_model
+    assert info.version == 1_700_000_000_000
+    assert dict(info.blend_weights) == pytest.approx({k: v for k, v in tuned.items() if k != "evidence_k"})
+    assert info.user_evidence_k == 5.0
+    assert info.self_tuned and not info.content_map
+    assert (info.validation_users, info.validation_ndcg) == (120, pytest.approx(0.12))
+    assert (info.defaults_ndcg, info.popularity_ndcg) == (pytest.approx(0.1), pytest.approx(0.05))
+
+    # Too few events to tune: the record holds no weights, and the encoder's configured ones are reported.
+    await save_model_record(encoder.store, BehaviorModelRecord(1_700_000_000_001, None, None, {"self_tuned": 0.0}))
+    info = (await client.model_info()).behavior_model
+    defaults = encoder.settings.for_you_weights()
+    assert not info.self_tuned
+    assert info.blend_weights["popularity"] == pytest.approx(defaults.popularity)
+    assert info.user_evidence_k == pytest.approx(defaults.evidence_k)
