@@ -41,38 +41,45 @@ def transition_matrix(
     """
     positive = np.flatnonzero(weight > 0)
     order = positive[np.lexsort((item[positive], ts[positive], user[positive]))]
-    users, items = user[order], item[order]
-    rows, cols, values = [], [], []
+    users, items = user[order], item[order].astype(np.int32)
+    # One gap at a time into a float32 matrix: a log of 20M events never holds all its pairs at once.
+    matrix = sparse.csr_matrix((n_items, n_items), dtype=np.float32)
     for gap in range(1, window + 1):
-        same = users[gap:] == users[:-gap]
-        rows.append(items[:-gap][same])
-        cols.append(items[gap:][same])
-        values.append(np.full(int(same.sum()), 1.0 / gap))
-    if not rows:
-        return sparse.csr_matrix((n_items, n_items))
-    counts = np.bincount(items, minlength=n_items).astype(np.float64)
-    matrix = sparse.csr_matrix(
-        (np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=(n_items, n_items)
-    )
+        pairs = np.flatnonzero(users[gap:] == users[:-gap])
+        if not len(pairs):
+            break
+        step = sparse.csr_matrix(
+            (np.full(len(pairs), 1.0 / gap, dtype=np.float32), (items[pairs], items[pairs + gap])),
+            shape=(n_items, n_items),
+        )
+        matrix = matrix + step
+    counts = np.bincount(items, minlength=n_items).astype(np.float32)
     matrix = sparse.diags(1.0 / np.maximum(counts, 1.0)) @ matrix
     return strongest_per_row(matrix.tocsr(), keep)
 
 
-def strongest_per_row(matrix: sparse.csr_matrix, keep: int) -> sparse.csr_matrix:
-    """The `keep` largest entries of every row (ties: the lower column first), the rest dropped."""
+def strongest_per_row(matrix: sparse.csr_matrix, keep: int, rows_per_block: int = 4096) -> sparse.csr_matrix:
+    """The `keep` largest entries of every row (ties: the lower column first), the rest dropped.
+
+    A block of rows at a time, so the sort's arrays are a block's entries, not the whole matrix's.
+    """
     matrix = matrix.tocsr()
     matrix.sum_duplicates()
-    lengths = np.diff(matrix.indptr)
     if keep <= 0:
-        return sparse.csr_matrix(matrix.shape)
-    if lengths.max(initial=0) <= keep:
+        return sparse.csr_matrix(matrix.shape, dtype=matrix.dtype)
+    if np.diff(matrix.indptr).max(initial=0) <= keep:
         return matrix
-    rows = np.repeat(np.arange(matrix.shape[0]), lengths)
-    # Sort each row's entries by weight, descending, then keep each row's first `keep`.
-    order = np.lexsort((matrix.indices, -matrix.data, rows))
-    rank = np.arange(len(order)) - np.repeat(matrix.indptr[:-1], lengths)
-    kept = order[rank < keep]
-    return sparse.csr_matrix((matrix.data[kept], (rows[kept], matrix.indices[kept])), shape=matrix.shape)
+    blocks = []
+    for start in range(0, matrix.shape[0], rows_per_block):
+        block = matrix[start : start + rows_per_block]
+        lengths = np.diff(block.indptr)
+        rows = np.repeat(np.arange(block.shape[0]), lengths)
+        # Sort each row's entries by weight, descending, then keep each row's first `keep`.
+        order = np.lexsort((block.indices, -block.data, rows))
+        rank = np.arange(len(order)) - np.repeat(block.indptr[:-1], lengths)
+        kept = order[rank < keep]
+        blocks.append(sparse.csr_matrix((block.data[kept], (rows[kept], block.indices[kept])), shape=block.shape))
+    return sparse.vstack(blocks, format="csr")
 
 
 def successor_lists(matrix: sparse.csr_matrix, item_ids: Sequence[str]) -> dict[str, list[tuple[str, float]]]:
@@ -136,3 +143,29 @@ def sequence_array(
     scores = np.asarray(matrix.T @ weights, dtype=np.float64).ravel()
     best = float(scores.max(initial=0.0))
     return scores / best if best > 0 else np.zeros(matrix.shape[1])
+
+
+class SuccessorTable:
+    """Every item's successor list, made from the sparse matrix when asked for: a refresh writing 100,000
+    items holds the matrix (`keep` floats and ints per item), not a Python list per item."""
+
+    def __init__(self, matrix: sparse.csr_matrix, item_ids: Sequence[str]) -> None:
+        self._matrix = matrix.tocsr()
+        self._item_ids = item_ids
+        self._row_of = {item_id: row for row, item_id in enumerate(item_ids)}
+
+    @classmethod
+    def empty(cls) -> SuccessorTable:
+        return cls(sparse.csr_matrix((0, 0)), [])
+
+    def payload_of(self, item_id: str) -> list[list[str | float]]:
+        """The item's successors as its payload stores them: [[item id, weight], ...], strongest first."""
+        row = self._row_of.get(item_id)
+        if row is None:
+            return []
+        start, end = self._matrix.indptr[row], self._matrix.indptr[row + 1]
+        order = np.argsort(-self._matrix.data[start:end], kind="stable")
+        return [
+            [self._item_ids[int(self._matrix.indices[start + k])], round(float(self._matrix.data[start + k]), 6)]
+            for k in order
+        ]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from recsys.shared.successors import (
+    SuccessorTable,
     recent_items,
     sequence_array,
     sequence_scores,
@@ -47,6 +48,7 @@ def test_each_item_keeps_its_strongest_successors() -> None:
     from scipy import sparse
 
     kept = strongest_per_row(sparse.csr_matrix(dense), 2).toarray()
+    np.testing.assert_array_equal(strongest_per_row(sparse.csr_matrix(dense), 2, rows_per_block=1).toarray(), kept)
     assert kept[0].tolist() == [0.0, 3.0, 0.0, 2.0]
     assert kept[1].tolist() == [5.0, 0.0, 0.0, 0.0]
     assert kept[3].tolist() == [1.0, 1.0, 0.0, 0.0]  # ties: the lower item first
@@ -80,3 +82,16 @@ def test_the_array_form_equals_the_lists_form() -> None:
     expected = sequence_signal(sequence_scores(recent, lists), ids)
     array = sequence_array(recent, {item_id: row for row, item_id in enumerate(ids)}, matrix)
     np.testing.assert_allclose(array, expected)
+
+
+def test_the_table_gives_each_item_the_lists_payload() -> None:
+    rng = np.random.default_rng(3)
+    events = [(int(rng.integers(0, 6)), int(rng.integers(0, 15)), 1.0, float(t)) for t in range(300)]
+    matrix = matrix_of(events, 15, keep=5)
+    ids = [f"i{n}" for n in range(15)]
+    table = SuccessorTable(matrix, ids)
+    lists = successor_lists(matrix, ids)
+    for item_id in ids:
+        expected = [[successor, round(weight, 6)] for successor, weight in lists.get(item_id, [])]
+        assert table.payload_of(item_id) == expected
+    assert table.payload_of("unknown") == [] and SuccessorTable.empty().payload_of("i1") == []

@@ -61,7 +61,7 @@ from recsys.shared.lifecycle import cancel_and_wait
 from recsys.shared.logs import log_event
 from recsys.shared.points import BEHAVIOR, CONTENT, ITEMS, USERS, ItemField, UserField, keys
 from recsys.shared.store import VectorStore
-from recsys.shared.successors import KEEP, successor_lists, transition_matrix
+from recsys.shared.successors import KEEP, SuccessorTable, transition_matrix
 
 _log = logging.getLogger(__name__)
 
@@ -161,20 +161,12 @@ def fit(
     return (factorizer or InProcessFactorizer(policy.device)).factorize(matrix, policy.dims)
 
 
-# An item's successors as its payload stores them: [[item id, weight], ...], strongest first.
-Successors = dict[str, list[list[Any]]]
-
-
-def item_successors(entries: InteractionMatrixBuilder, policy: RefreshPolicy) -> Successors:
+def item_successors(entries: InteractionMatrixBuilder, policy: RefreshPolicy) -> SuccessorTable:
     """The blocking part of the successor lists: each item's strongest successors in the log (a worker thread)."""
     if policy.successors <= 0:
-        return {}
+        return SuccessorTable.empty()
     user, item, weight, ts, _, item_ids = entries.columns()
-    matrix = transition_matrix(user, item, weight, ts, len(item_ids), keep=policy.successors)
-    return {
-        item_id: [[successor, round(strength, 6)] for successor, strength in followers]
-        for item_id, followers in successor_lists(matrix, item_ids).items()
-    }
+    return SuccessorTable(transition_matrix(user, item, weight, ts, len(item_ids), keep=policy.successors), item_ids)
 
 
 class BehaviorRefresh:
@@ -383,13 +375,13 @@ class BehaviorRefresh:
         vectors = np.concatenate(pages) if pages else np.zeros((0, 0), dtype=np.float32)
         return CatalogContent(item_ids, vectors)
 
-    async def _write_items(self, factors: ItemFactors, version: int, successors: Successors | None = None) -> int:
+    async def _write_items(self, factors: ItemFactors, version: int, successors: SuccessorTable | None = None) -> int:
         """New vectors and successor lists for the items that still exist (deleted ones excepted), in batches.
 
         Each batch yields. A successor may be an item deleted since: harmless, since the recommender
         only takes successors through its catalog filter, as every other candidate.
         """
-        successors = successors or {}
+        successors = successors or SuccessorTable.empty()
         written = 0
         size = self.policy.batch_size
         for start in range(0, len(factors.item_ids), size):
@@ -421,7 +413,7 @@ class BehaviorRefresh:
                         payload={
                             ItemField.BEHAVIOR_VERSION.key: version,
                             ItemField.BEHAVIOR_NORM.key: float(factors.strengths[row]),
-                            ItemField.SUCCESSORS.key: successors.get(factors.item_ids[row], []),
+                            ItemField.SUCCESSORS.key: successors.payload_of(factors.item_ids[row]),
                         },
                         # By id: a filter makes embedded Qdrant scan the whole collection per item. A
                         # deletion landing since the read leaves these fields on its tombstone, harmless.

@@ -256,7 +256,7 @@ def evaluate(
             fresh_share=FRESH_SHARE,
         )
     )
-    content_only = replace(defaults, behavior=0.0, taste=1.0, session=0.0, popularity=0.0)
+    content_only = content_only_weights()
     methods.append(
         _score_method(
             "content only (taste)",
@@ -308,6 +308,11 @@ def evaluate(
         self_tuned=self_tuned,
         self_tuning_ran=config.tune,
     )
+
+
+def content_only_weights() -> ForYouWeights:
+    """The content-only baseline: taste alone. Every field is spelled out, so a signal added later stays out."""
+    return ForYouWeights(behavior=0.0, taste=1.0, session=0.0, popularity=0.0, evidence_k=1.0, sequence=0.0)
 
 
 def self_tune(prepared: _Prepared, replayed: ReplayResult) -> TunedBlend | None:

@@ -19,6 +19,7 @@ from recsys.tools.evaluation.run import (
     EvalConfig,
     _Prepared,
     _Validation,
+    content_only_weights,
     evaluate,
     format_report,
     select_baselines,
@@ -160,3 +161,9 @@ def test_ease_l2_is_the_validation_argmax() -> None:
     chosen = [name for name, _ in select_baselines(prepared, config, validation, matrix)]
 
     assert chosen == [f"EASE (λ={grid[int(np.argmax(scores))]:g}, chosen on validation)"]
+
+
+def test_the_content_only_baseline_weighs_taste_alone() -> None:
+    for events in (0, 3, 1000):
+        weights = content_only_weights().for_user(events)
+        assert {name for name, weight in weights.items() if weight != 0} == {"taste"}
