@@ -167,6 +167,17 @@ class ForYouWeights:
             SEQUENCE: self.sequence,
         }
 
+    def as_record(self) -> dict[str, float]:
+        """The weights by signal name, and evidence_k: what the model record and GetModelInfo hold."""
+        return {
+            BEHAVIOR: self.behavior,
+            TASTE: self.taste,
+            SESSION: self.session,
+            POPULARITY: self.popularity,
+            SEQUENCE: self.sequence,
+            "evidence_k": self.evidence_k,
+        }
+
     def overridden(self, overrides: Mapping[str, float]) -> ForYouWeights:
         """These weights with some replaced per request; unknown names or bad values are InvalidRequest."""
         allowed = {BEHAVIOR, TASTE, SESSION, POPULARITY, SEQUENCE}

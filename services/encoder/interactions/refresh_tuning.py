@@ -111,14 +111,4 @@ def blend_record(tuned: TunedBlend | None, tuning: BlendTuning) -> tuple[dict[st
     """The ForYou weights in effect after this refresh (tuned, else the defaults) and the tuning figures."""
     weights = tuned.weights if tuned is not None else tuning.defaults
     figures = {**tuned.as_record(), "self_tuned": 1.0} if tuned is not None else {"self_tuned": 0.0}
-    return (
-        {
-            "behavior": weights.behavior,
-            "taste": weights.taste,
-            "session": weights.session,
-            "popularity": weights.popularity,
-            "evidence_k": weights.evidence_k,
-            "sequence": weights.sequence,
-        },
-        figures,
-    )
+    return weights.as_record(), figures

@@ -199,15 +199,7 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
         tuning = record.blend_tuning or {}
         weights = record.blend_weights
         if weights is None and isinstance(self._settings, BlendSettings):
-            defaults = self._settings.for_you_weights()
-            weights = {
-                "behavior": defaults.behavior,
-                "taste": defaults.taste,
-                "session": defaults.session,
-                "popularity": defaults.popularity,
-                "evidence_k": defaults.evidence_k,
-                "sequence": defaults.sequence,
-            }
+            weights = self._settings.for_you_weights().as_record()
         weights = dict(weights or {})
         evidence_k = weights.pop("evidence_k", 0.0)
         return encoder_pb2.BehaviorModelInfo(
