@@ -125,6 +125,16 @@ async def load_current_model(store: VectorStore) -> BehaviorModelRecord | None:
     return None if version is None else await load_model_record(store, version)
 
 
+async def current_blend_weights(store: VectorStore) -> dict[str, float] | None:
+    """The current record's tuned blend weights alone (None: none tuned yet): what recommenders poll, so they
+    do not read the content map every time."""
+    version = await current_model_version(store)
+    if version is None:
+        return None
+    found = await _retrieve(store, version, keys([ModelField.BLEND_WEIGHTS]))
+    return ModelField.BLEND_WEIGHTS.read(found.payload) if found is not None else None
+
+
 async def _retrieve(store: VectorStore, point: int, with_payload: Any) -> models.Record | None:
     """One point; None when it or the collection is missing (a store older than this collection)."""
     try:

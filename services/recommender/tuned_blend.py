@@ -7,7 +7,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
-from recsys.shared.behavior_models import load_current_model
+from recsys.shared.behavior_models import current_blend_weights
 from recsys.shared.blending import ForYouWeights
 from recsys.shared.logs import log_event
 from recsys.shared.store import VectorStore
@@ -23,8 +23,7 @@ WeightsLoader = Callable[[], Awaitable[Mapping[str, float] | None]]
 
 async def tuned_blend_weights(store: VectorStore) -> Mapping[str, float] | None:
     """The blend weights of the current behavior model record (None before a refresh tuned any)."""
-    record = await load_current_model(store)
-    return record.blend_weights if record is not None else None
+    return await current_blend_weights(store)
 
 
 def weights_from_record(values: Mapping[str, float] | None) -> ForYouWeights | None:

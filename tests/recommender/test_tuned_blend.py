@@ -75,3 +75,24 @@ def test_the_record_is_read_again_only_after_the_ttl_and_a_failed_read_keeps_the
 
     asyncio.run(scenario())
     assert records.reads == 3
+
+
+def test_the_recommender_reads_the_current_records_weights_from_the_store() -> None:
+    from recsys.recommender.tuned_blend import tuned_blend_weights
+    from recsys.shared.behavior_models import BehaviorModelRecord, save_model_record
+    from recsys.shared.store import VectorStore
+
+    async def scenario() -> None:
+        store = VectorStore.in_memory()
+        try:
+            assert await tuned_blend_weights(store) is None  # no collection yet: an encoder has not started
+            await store.ensure_collections(8, 4)
+            assert await tuned_blend_weights(store) is None  # no refresh yet
+            await save_model_record(store, BehaviorModelRecord(1000, {"map": "big"}, TUNED, {"self_tuned": 1.0}))
+            assert await tuned_blend_weights(store) == TUNED
+            await save_model_record(store, BehaviorModelRecord(2000, None, None, {"self_tuned": 0.0}))
+            assert await tuned_blend_weights(store) is None  # the newest refresh kept the defaults
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
