@@ -29,7 +29,6 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -37,17 +36,14 @@ import numpy as np
 from qdrant_client import models
 from redis.asyncio import Redis
 
-from recsys.encoder.content_map import ContentMap, carry_by_content, inferred_item
+from recsys.encoder.content_map import ContentMap, inferred_item
 from recsys.encoder.interactions.behavior_fold import ItemDirections, fold_in, history_weights
 from recsys.encoder.interactions.behavior_log import BehaviorLog
 from recsys.encoder.interactions.behavior_model import (
-    InteractionMatrix,
     InteractionMatrixBuilder,
     ItemFactors,
-    LoggedInteraction,
-    interaction_matrix,
 )
-from recsys.encoder.interactions.blend_tuning import TunedBlend, TuningPlan
+from recsys.encoder.interactions.blend_tuning import EventColumns, TunedBlend, TuningPlan
 from recsys.encoder.interactions.compare_and_set import revision_is, with_retries
 from recsys.encoder.interactions.factorizer import Factorizer, InProcessFactorizer
 from recsys.encoder.interactions.ingestion import stored_user, user_vectors
@@ -115,18 +111,9 @@ class CatalogContent:
     item_ids: list[str]
     vectors: np.ndarray  # (items, content_dims) float32
 
-
-class _EvidenceRecorder:
-    """A factorizer that remembers how many users each item of the fitted matrix has (its evidence)."""
-
-    def __init__(self, inner: Factorizer) -> None:
-        self._inner = inner
-        self.evidence: dict[str, int] = {}
-
-    def factorize(self, matrix: InteractionMatrix, dims: int) -> ItemFactors:
-        users = np.asarray(matrix.values.getnnz(axis=0)).ravel()
-        self.evidence = {item_id: int(n) for item_id, n in zip(matrix.item_ids, users, strict=True)}
-        return self._inner.factorize(matrix, dims)
+    @classmethod
+    def empty(cls) -> CatalogContent:
+        return cls([], np.zeros((0, 0), dtype=np.float32))
 
 
 class RefreshObserver(Protocol):
@@ -149,16 +136,10 @@ _NOT_DELETED = models.Filter(must=[models.IsEmptyCondition(is_empty=models.Paylo
 
 
 def fit(
-    entries: Iterable[LoggedInteraction] | InteractionMatrixBuilder,
-    policy: RefreshPolicy,
-    factorizer: Factorizer | None = None,
-) -> ItemFactors:
-    """The blocking part of a refresh: matrix and factorization (run in a worker thread)."""
-    if isinstance(entries, InteractionMatrixBuilder):
-        matrix = entries.build(policy.model_half_life_s)
-    else:
-        matrix = interaction_matrix(entries, policy.model_half_life_s)
-    return (factorizer or InProcessFactorizer(policy.device)).factorize(matrix, policy.dims)
+    model: ModelFit, entries: InteractionMatrixBuilder, catalog: CatalogContent, version: int
+) -> tuple[ItemFactors, ContentMap | None]:
+    """The blocking part of a refresh (a worker thread): the model, its content map, the items it carries."""
+    return model.fit_with_map(EventColumns(*entries.columns()), catalog.item_ids, catalog.vectors, version)
 
 
 def item_successors(entries: InteractionMatrixBuilder, policy: RefreshPolicy) -> SuccessorTable:
@@ -253,28 +234,15 @@ class BehaviorRefresh:
             entries = InteractionMatrixBuilder()
             async for entry in self._log.entries():
                 entries.add(entry)
+            version = await self._next_version()
+            needs_content = self.policy.content_map or self._blend_tuning.enabled
+            catalog = await self._read_content() if needs_content else CatalogContent.empty()
             read_done = time.monotonic()
             self.phase = "factorizing"
-            recorder = _EvidenceRecorder(self._factorizer)
-            factors = await asyncio.to_thread(fit, entries, self.policy, recorder)
+            factors, content_map = await asyncio.to_thread(fit, self._model_fit(), entries, catalog, version)
             successors = await asyncio.to_thread(item_successors, entries, self.policy)
-            version = await self._next_version()
-            content_map: ContentMap | None = None
             tuned: TunedBlend | None = None
-            if self.policy.content_map or self._blend_tuning.enabled:
-                catalog = await self._read_content()
-                if self.policy.content_map:
-                    evidence = np.asarray([recorder.evidence.get(i, 0) for i in catalog.item_ids], dtype=np.float64)
-                    factors, content_map = await asyncio.to_thread(
-                        carry_by_content,
-                        factors,
-                        catalog.item_ids,
-                        catalog.vectors,
-                        evidence,
-                        self.policy.item_evidence_k,
-                        min_evidence=self.policy.content_min_evidence,
-                        version=version,
-                    )
+            if self._blend_tuning.enabled:
                 self.phase = "tuning"
                 tuned = await asyncio.to_thread(
                     tune_on_log,
@@ -285,7 +253,7 @@ class BehaviorRefresh:
                     self._rules,
                     self._blend_tuning,
                 )
-                del catalog
+            del catalog
             fitted = time.monotonic()
             self.phase = "writing"
             # Before any item: an item.upserted from now on infers its vector with this version's map.

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recsys.encoder.content_map import carry_by_content
+from recsys.encoder.content_map import ContentMap, carry_by_content
 from recsys.encoder.interactions.behavior_model import (
     InteractionMatrix,
     InteractionMatrixBuilder,
@@ -57,23 +57,30 @@ class ModelFit:
     content_min_evidence: int
 
     def fit(self, events: EventColumns, catalog_ids: list[str], catalog_content: np.ndarray) -> ItemFactors:
+        return self.fit_with_map(events, catalog_ids, catalog_content)[0]
+
+    def fit_with_map(
+        self, events: EventColumns, catalog_ids: list[str], catalog_content: np.ndarray, version: int = 0
+    ) -> tuple[ItemFactors, ContentMap | None]:
+        """The item vectors (every catalog item carried by its content when the map is on) and the map."""
         shape = (len(events.user_ids), len(events.item_ids))
         values = decayed_matrix(events.user, events.item, events.weight, events.ts, shape, self.model_half_life_s)
         factors = self.factorizer.factorize(InteractionMatrix(events.user_ids, events.item_ids, values), self.dims)
         if not self.content_map or not len(catalog_ids):
-            return factors
+            return factors, None
+        # An item's evidence: the users of its column in the matrix the model was fit on.
         users_per_item = np.asarray(values.getnnz(axis=0)).ravel()
         evidence_of = dict(zip(events.item_ids, users_per_item, strict=True))
         evidence = np.asarray([evidence_of.get(item_id, 0) for item_id in catalog_ids], dtype=np.float64)
-        carried, _ = carry_by_content(
+        return carry_by_content(
             factors,
             catalog_ids,
             catalog_content,
             evidence,
             self.item_evidence_k,
             min_evidence=self.content_min_evidence,
+            version=version,
         )
-        return carried
 
 
 def tune_on_log(
