@@ -69,7 +69,8 @@ class ConnectionSettings(BaseSettings):
     qdrant_embedded_sync: Literal["normal", "full"] = Field(
         "normal",
         description="Embedded Qdrant on disk: 'normal' (SQLite WAL: a process crash loses nothing, a power cut may"
-        " lose the last writes) or 'full' (every point synced to disk, slower ingestion).",
+        " lose the last writes) or 'full' (every write synced to disk, slower ingestion). Either way a write request"
+        " commits once, not once per point.",
     )
     qdrant_shard_number: int | None = Field(
         None,

@@ -7,6 +7,9 @@ bench's Redis. Then:
 
 - throughput: a backlog of interactions XADDed as fast as Redis takes them, timed from the first
   XADD until the role reports them all applied (`recsys_interactions_applied_total`);
+- CPU time per event over that backlog: the role process's own user + system time (/proc), which
+  other work on the machine inflates far less than wall time; 1000 / (CPU ms per event) is what
+  one process could apply on a core of its own;
 - calls per event over that backlog: the process's Qdrant requests (`recsys_store_calls_total`) and
   every Redis command (`INFO commandstats` deltas, less the bench's own XADDs and INFO calls);
 - latency at steady rates: interactions XADDed at a fixed rate, every tenth from a new probe user;
@@ -65,11 +68,17 @@ class ModeFigures:
     store_calls: dict[str, float]
     redis_calls: dict[str, float]
     rates: list[RateFigures] = field(default_factory=list)
+    cpu_s: float = 0.0  # the role process's CPU time over the backlog
+
     round_no: int = 1
 
     @property
     def per_s(self) -> float:
         return self.events / self.seconds
+
+    @property
+    def cpu_ms_per_event(self) -> float:
+        return self.cpu_s * 1000 / self.events
 
     @property
     def store_per_event(self) -> float:
@@ -86,14 +95,16 @@ class InteractionBenchReport:
 
     def render(self) -> str:
         lines = [
-            "| round | mode | interactions/s | × baseline | Qdrant calls/event | Redis commands/event |",
-            "| ---: | --- | ---: | ---: | ---: | ---: |",
+            "| round | mode | interactions/s | × baseline | role CPU ms/event | × baseline | Qdrant calls/event"
+            " | Redis commands/event |",
+            "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for mode in self.modes:
             base = next(m for m in self.modes if m.round_no == mode.round_no)
             name = "baseline: one at a time (batch 1)" if mode.batch_size == 1 else f"batched (up to {mode.batch_size})"
             lines.append(
                 f"| {mode.round_no} | {name} | {mode.per_s:,.0f} | {mode.per_s / base.per_s:.2f}"
+                f" | {mode.cpu_ms_per_event:.2f} | {mode.cpu_ms_per_event / base.cpu_ms_per_event:.2f}"
                 f" | {mode.store_per_event:.2f} ({mode.store_per_event / base.store_per_event:.2f}×)"
                 f" | {mode.redis_per_event:.2f} ({mode.redis_per_event / base.redis_per_event:.2f}×) |"
             )
@@ -224,6 +235,7 @@ async def _throughput(
     entries = [_event(first + n, f"user-{rng.randrange(users)}", items, rng) for n in range(mode.events)]
     store_before, redis_before = await _store_calls(service), await _commandstats(redis)
     applied_before = await _applied(service)
+    cpu_before = service.cpu_seconds()
     started = time.monotonic()
     for chunk in range(0, len(entries), _PUBLISH_CHUNK):
         async with redis.pipeline(transaction=False) as pipe:
@@ -232,6 +244,7 @@ async def _throughput(
             await pipe.execute()
     applied = await _wait_applied(service, applied_before + mode.events, timeout_s=600)
     mode.seconds = time.monotonic() - started
+    mode.cpu_s = service.cpu_seconds() - cpu_before
     if applied < applied_before + mode.events:
         raise RuntimeError(f"only {applied - applied_before:.0f} of {mode.events} interactions applied in 600 s")
     store_after, redis_after = await _store_calls(service), await _commandstats(redis)

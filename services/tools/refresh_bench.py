@@ -71,7 +71,7 @@ def synthetic_log(users: int, items: int, per_user: int, seed: int = 0) -> dict[
 def measure(users: int, items: int, per_user: int, dims: int, write_up_to: int, batch: int) -> RefreshFigures:
     """One size, in this process (the child)."""
     from recsys.encoder.interactions.behavior_fold import ItemDirections, decayed_history_matrix, fold_in
-    from recsys.encoder.interactions.behavior_model import InteractionMatrix, decayed_matrix
+    from recsys.encoder.interactions.blend_tuning import EventColumns
     from recsys.encoder.interactions.factorizer import InProcessFactorizer
     from recsys.encoder.interactions.settings import InteractionSettings
 
@@ -81,15 +81,9 @@ def measure(users: int, items: int, per_user: int, dims: int, write_up_to: int, 
     item_ids = [f"i{n}" for n in range(items)]
 
     started = time.perf_counter()
-    values = decayed_matrix(
-        log["user"],
-        log["item"],
-        log["weight"],
-        log["ts"],
-        (users, items),
-        settings.behavior_model_half_life_days * _DAY_S,
-    )
-    factors = InProcessFactorizer("cpu").factorize(InteractionMatrix(user_ids, item_ids, values), dims)
+    events = EventColumns(log["user"], log["item"], log["weight"], log["ts"], user_ids, item_ids)
+    fitted = InProcessFactorizer("cpu").fit(events, settings.behavior_model_half_life_days * _DAY_S, dims)
+    factors = fitted.factors
     factorized = time.perf_counter()
 
     # The users' histories are their log entries here (about per_user each, under history_size).
@@ -122,7 +116,7 @@ def measure(users: int, items: int, per_user: int, dims: int, write_up_to: int, 
         users=users,
         items=items,
         interactions=len(log["user"]),
-        cells=int(values.nnz),
+        cells=int(fitted.evidence.sum()),  # one cell per user of an item
         factorize_s=round(factorized - started, 2),
         fold_in_s=round(folded_at - factorized, 2),
         write_s=None if write_s is None else round(write_s, 2),

@@ -118,6 +118,13 @@ class ServiceProcess:
             fields[name] = value.strip()
         return _kib(fields["VmRSS"]), _kib(fields["VmHWM"])
 
+    def cpu_seconds(self) -> float:
+        """CPU time the process has used so far, user and system (Linux /proc): its cost whatever runs beside it."""
+        assert self._process is not None, "not started"
+        fields = Path(f"/proc/{self._process.pid}/stat").read_text().rpartition(")")[2].split()
+        # utime and stime: fields 14 and 15 of proc(5), the 12th and 13th after the command's closing parenthesis.
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         """SIGTERM, as an orchestrator would; the data folder stays until close()."""
         if self._process is not None and self._process.poll() is None:

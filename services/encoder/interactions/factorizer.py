@@ -5,25 +5,45 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
+
 from recsys.encoder.devices import resolve_device
-from recsys.encoder.interactions.behavior_model import InteractionMatrix, ItemFactors, factorize
+from recsys.encoder.interactions.behavior_model import InteractionMatrix, ItemFactors, decayed_matrix, factorize
+from recsys.encoder.interactions.blend_tuning import EventColumns
 from recsys.encoder.interactions.settings import InteractionSettings
 
 
-class Factorizer(Protocol):
-    """Item factors of rank `dims` from the weighted user-item matrix; runs in a worker thread, may block."""
+@dataclass(frozen=True)
+class BehaviorFit:
+    """A fitted behavior model: the item vectors, and how much evidence the log holds for each item."""
 
-    def factorize(self, matrix: InteractionMatrix, dims: int) -> ItemFactors: ...
+    factors: ItemFactors
+    # Per item of the events' `item_ids`: the users with a cell in its column of the decayed matrix,
+    # i.e. who interacted with it (a cell whose events cancel out still counts). The content map's evidence.
+    evidence: np.ndarray
+
+
+class Factorizer(Protocol):
+    """Fits item factors of rank `dims` on the log's deduplicated events, each decayed by its age behind its
+    user's latest event (`half_life_s`; 0: no decay) and summed per user-item cell. The factorizer builds that
+    matrix where it fits, so the caller never holds it. Runs in a worker thread, may block."""
+
+    def fit(self, events: EventColumns, half_life_s: float, dims: int) -> BehaviorFit: ...
 
 
 @dataclass(frozen=True)
 class InProcessFactorizer:
-    """Today's truncated SVD in this process: scipy on the CPU, torch on a GPU when `device` says so."""
+    """The matrix and its truncated SVD in this process: scipy on the CPU, torch on a GPU when `device` says so."""
 
     device: str = "cpu"
 
-    def factorize(self, matrix: InteractionMatrix, dims: int) -> ItemFactors:
-        return factorize(matrix, dims, resolve_device(self.device))
+    def fit(self, events: EventColumns, half_life_s: float, dims: int) -> BehaviorFit:
+        shape = (len(events.user_ids), len(events.item_ids))
+        values = decayed_matrix(events.user, events.item, events.weight, events.ts, shape, half_life_s)
+        factors = factorize(
+            InteractionMatrix(events.user_ids, events.item_ids, values), dims, resolve_device(self.device)
+        )
+        return BehaviorFit(factors, np.asarray(values.getnnz(axis=0)).ravel())
 
 
 def factorizer_from_settings(settings: InteractionSettings) -> Factorizer:

@@ -354,12 +354,10 @@ class InteractionIngestion:
             version = newest_version(own)
             profile.refresh_behavior(of_version(behaviors, own, version), version, self._rules)
             vectors = user_vectors(profile)
-            points.append(
-                GuardedPoint(
-                    models.PointStruct(id=pids[user_id], vector=vectors, payload=profile.payload()),
-                    revision_is(expected),
-                )
-            )
+            # Built without pydantic's element-by-element check of ~800 floats: they are the profile's own
+            # finite unit vectors, and embedded Qdrant checks dimensions and NaNs again on upsert.
+            point = models.PointStruct.model_construct(id=pids[user_id], vector=vectors, payload=profile.payload())
+            points.append(GuardedPoint(point, revision_is(expected)))
             written[user_id] = [p.event.event_id for p in todo[user_id] if p.applied]
             taste = None if not taste_moved else ("updated" if TASTE in vectors else "deleted")
             if taste is None and any(p.replayed for p in todo[user_id]) and TASTE in vectors:

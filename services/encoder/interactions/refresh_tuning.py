@@ -11,12 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recsys.encoder.content_map import ContentMap, carry_by_content
-from recsys.encoder.interactions.behavior_model import (
-    InteractionMatrix,
-    InteractionMatrixBuilder,
-    ItemFactors,
-    decayed_matrix,
-)
+from recsys.encoder.interactions.behavior_model import InteractionMatrixBuilder, ItemFactors
 from recsys.encoder.interactions.blend_tuning import EventColumns, TunedBlend, TuningPlan, tune_blend
 from recsys.encoder.interactions.factorizer import Factorizer
 from recsys.encoder.interactions.rules import InteractionRules
@@ -63,17 +58,14 @@ class ModelFit:
         self, events: EventColumns, catalog_ids: list[str], catalog_content: np.ndarray, version: int = 0
     ) -> tuple[ItemFactors, ContentMap | None]:
         """The item vectors (every catalog item carried by its content when the map is on) and the map."""
-        shape = (len(events.user_ids), len(events.item_ids))
-        values = decayed_matrix(events.user, events.item, events.weight, events.ts, shape, self.model_half_life_s)
-        factors = self.factorizer.factorize(InteractionMatrix(events.user_ids, events.item_ids, values), self.dims)
+        fitted = self.factorizer.fit(events, self.model_half_life_s, self.dims)
         if not self.content_map or not len(catalog_ids):
-            return factors, None
+            return fitted.factors, None
         # An item's evidence: the users of its column in the matrix the model was fit on.
-        users_per_item = np.asarray(values.getnnz(axis=0)).ravel()
-        evidence_of = dict(zip(events.item_ids, users_per_item, strict=True))
+        evidence_of = dict(zip(events.item_ids, fitted.evidence, strict=True))
         evidence = np.asarray([evidence_of.get(item_id, 0) for item_id in catalog_ids], dtype=np.float64)
         return carry_by_content(
-            factors,
+            fitted.factors,
             catalog_ids,
             catalog_content,
             evidence,

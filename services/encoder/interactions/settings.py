@@ -81,7 +81,7 @@ class InteractionSettings(ConnectionSettings):
     )
     spark_export_dir: str = Field(
         "",
-        description="Folder the 'spark' behavior factorizer exports the matrix to as Parquet; on a cluster, storage"
+        description="Folder the 'spark' behavior factorizer exports the log's events to as Parquet; on a cluster, storage"
         " every executor reads ('': a local temporary folder, enough for local[*]).",
     )
 
