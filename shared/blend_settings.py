@@ -31,6 +31,20 @@ class BlendSettings(BaseSettings):
         gt=0,
         description="ForYou: a user with n interactions gives behavior n/(n+k) of its weight, taste the rest.",
     )
+    fresh_gate: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="ForYou: a fresh item takes a reserved fresh slot (RECSYS_FRESH_SHARE) of a personal feed only if"
+        " its score is at least this fraction of the score of the item it displaces (0: always, the plain share;"
+        " 1: only if it scores as well). The refresh's tuner replaces it with the gate its validation users choose.",
+    )
+    fresh_max_interactions: int = Field(
+        3,
+        ge=0,
+        description="An item with fewer positive interactions than this counts as fresh (for the recommender, if it"
+        " also entered the catalog within RECSYS_FRESH_MAX_AGE_DAYS); the refresh's tuner gates fresh slots by it.",
+    )
     popularity_midpoint: float = Field(
         20.0, gt=0, description="The decayed popularity that gets a prior of 0.5; the prior is log-scaled into 0..1."
     )
@@ -59,4 +73,5 @@ class BlendSettings(BaseSettings):
             popularity=self.popularity_weight,
             evidence_k=self.user_evidence_k,
             sequence=self.sequence_weight,
+            fresh_gate=self.fresh_gate,
         )

@@ -23,6 +23,8 @@ SESSION = "session"
 POPULARITY = "popularity"
 SEQUENCE = "sequence"
 SEARCH = "search"
+# Not a signal: the fresh-slot gate stored with the weights (ForYouWeights.fresh_gate).
+FRESH_GATE = "fresh_gate"
 
 _SECONDS_PER_DAY = 86_400.0
 
@@ -147,7 +149,9 @@ class ForYouWeights:
     """Weights of the ForYou signals, and how fast behavior earns its weight from the user's evidence.
 
     A user with n interactions gives behavior the share n/(n+evidence_k) of its weight; the rest
-    goes to taste, so a newcomer's feed leans on content.
+    goes to taste, so a newcomer's feed leans on content. `fresh_gate` is not a weight but travels with
+    them, tuned on the same validation users: how good a match a fresh item must be to take a reserved
+    fresh slot of a personal feed (worth_a_slot; 0: every fresh item).
     """
 
     behavior: float
@@ -156,6 +160,7 @@ class ForYouWeights:
     popularity: float
     evidence_k: float
     sequence: float = 0.0
+    fresh_gate: float = 0.0
 
     def for_user(self, events: int) -> dict[str, float]:
         share = behavior_share(events, self.evidence_k)
@@ -176,6 +181,7 @@ class ForYouWeights:
             POPULARITY: self.popularity,
             SEQUENCE: self.sequence,
             "evidence_k": self.evidence_k,
+            FRESH_GATE: self.fresh_gate,
         }
 
     def overridden(self, overrides: Mapping[str, float]) -> ForYouWeights:
@@ -189,6 +195,20 @@ class ForYouWeights:
                 raise InvalidRequest(f"weight {name!r} must be a finite number ≥ 0, got {value}")
             changes[name] = float(value)
         return replace(self, **changes)
+
+
+def worth_a_slot(fresh_scores: np.ndarray, last_ranked_score: float, gate: float) -> np.ndarray:
+    """Which fresh candidates may take a reserved fresh slot (ForYouWeights.fresh_gate): those whose score is at
+    least `gate` × the score of the feed's last ranked item, the one the slot displaces (within (1 − gate) of its
+    size when that score is negative), so a slot goes only to a fresh item nearly as good a match for the user.
+
+    gate 0: every fresh candidate (the plain share); 1: only one that scores as well as the last ranked item.
+    A feed shorter than its slots (last_ranked_score −inf) gives every fresh candidate its chance.
+    """
+    scores = np.asarray(fresh_scores, dtype=np.float64)
+    if gate <= 0 or not math.isfinite(last_ranked_score):
+        return np.ones(len(scores), dtype=bool)
+    return scores >= last_ranked_score - (1.0 - gate) * abs(last_ranked_score)
 
 
 def behavior_share(interaction_count: int, evidence_k: float) -> float:

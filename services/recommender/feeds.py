@@ -36,6 +36,7 @@ from recsys.shared.blending import (
     popularity_prior,
     similar_items_signals,
     similar_items_weights,
+    worth_a_slot,
 )
 from recsys.shared.errors import InvalidRequest, NotFound, Unavailable
 from recsys.shared.ids import point_id
@@ -216,7 +217,7 @@ class Feeds:
             )
         blended = for_you_blend(query, found.candidates, weights)
         rows = feed_order(blended.scores, np.ones(len(found.candidates), bool), limit, lam, found.candidates.content)
-        return self._feed(found, blended, rows, Strategy.PERSONALIZED, served, limit, share)
+        return self._feed(found, blended, rows, Strategy.PERSONALIZED, served, limit, share, weights.fresh_gate)
 
     async def search_items(
         self, text: str, limit: int, item_filter: ItemFilter | None = None, exclude: Iterable[str] = ()
@@ -269,11 +270,16 @@ class Feeds:
         served: list[str],
         limit: int,
         fresh_share: float = 0.0,
+        fresh_gate: float = 0.0,
     ) -> Feed:
+        """The response; with a fresh share, fresh items take their slots where the gate lets them (personal
+        feeds: a fresh item nearly as good a match as the ranked item it displaces; the trending feed: any)."""
         ids = found.candidates.item_ids
         ordered = [ids[row] for row in rows]
         if fresh_share > 0:
-            fresh_rows = feed_order(blended.scores, found.fresh, limit, 1.0, found.candidates.content)
+            last_score = float(blended.scores[rows[limit - 1]]) if len(rows) >= limit else -np.inf
+            gated = found.fresh & worth_a_slot(blended.scores, last_score, fresh_gate)
+            fresh_rows = feed_order(blended.scores, gated, limit, 1.0, found.candidates.content)
             ordered = with_fresh_share(ordered, [ids[row] for row in fresh_rows], fresh_share, limit)
         row_of = {item_id: row for row, item_id in enumerate(ids)}
         items = [

@@ -53,10 +53,12 @@ class RecommenderSettings(ConnectionSettings, BlendSettings):
     fresh_share: float = Field(
         0.1, ge=0, le=1, description="Share of feed slots reserved for fresh items (cold users' feeds included)."
     )
-    fresh_max_interactions: int = Field(
-        3, ge=0, description="An item with fewer positive interactions than this counts as fresh..."
+    # fresh_max_interactions is a blend setting (shared/blend_settings.py): the encoder's tuner reads it too.
+    fresh_max_age_days: float = Field(
+        14.0,
+        gt=0,
+        description="A fresh item (RECSYS_FRESH_MAX_INTERACTIONS) entered the catalog at most this long ago.",
     )
-    fresh_max_age_days: float = Field(14.0, gt=0, description="...if it entered the catalog at most this long ago.")
     max_page_depth: int = Field(1000, ge=1, description="Most items one feed may page through (page tokens included).")
     popularity_half_life_days: float = Field(
         7.0, gt=0, description="Stored popularity is decayed to now with this half-life (match the encoder's)."

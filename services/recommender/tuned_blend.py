@@ -16,7 +16,7 @@ _log = logging.getLogger(__name__)
 
 _FIELDS = ("behavior", "taste", "session", "popularity", "evidence_k")
 # Signals added after the first records: a record without one leaves that signal off.
-_LATER_FIELDS = ("sequence",)
+_LATER_FIELDS = ("sequence", "fresh_gate")
 
 WeightsLoader = Callable[[], Awaitable[Mapping[str, float] | None]]
 
@@ -33,6 +33,8 @@ def weights_from_record(values: Mapping[str, float] | None) -> ForYouWeights | N
     numbers = {name: float(values[name]) for name in _FIELDS}
     numbers.update({name: float(values.get(name, 0.0)) for name in _LATER_FIELDS})
     if any(not math.isfinite(v) or v < 0 for v in numbers.values()) or numbers["evidence_k"] <= 0:
+        return None
+    if numbers["fresh_gate"] > 1:
         return None
     return ForYouWeights(**numbers)
 

@@ -41,6 +41,7 @@ from recsys.shared.events import (
     INTERACTION_EVENT,
     EmbeddingNotice,
     Interaction,
+    InteractionType,
     ItemDeleted,
     ItemEventType,
     ItemUpserted,
@@ -138,6 +139,9 @@ class BehaviorLogEntry(BaseModel):
     i: str = Field(description="item_id")
     w: Annotated[str, Field(pattern=_FLOAT_TEXT, description="Its signed weight.")]
     t: Annotated[str, Field(pattern=_FLOAT_TEXT, description="Its time, Unix seconds.")]
+    k: InteractionType | None = Field(
+        None, description="Its interaction type; absent on entries written before the log kept it."
+    )
 
 
 # Every schema, by component name; each has a file schemas/<kebab-case name>.schema.json.
@@ -319,7 +323,14 @@ def _examples() -> dict[str, dict[str, str]]:
             "dead_letter_source_id": "1700000000000-0",
             "dead_letter_at": "1700000000.250",
         },
-        "behaviorLogEntry": {"e": "e-1", "u": "u1", "i": "m1", "w": repr(4.0), "t": repr(_EXAMPLE_TS + 100)},
+        "behaviorLogEntry": {
+            "e": "e-1",
+            "u": "u1",
+            "i": "m1",
+            "w": repr(4.0),
+            "t": repr(_EXAMPLE_TS + 100),
+            "k": "purchase",
+        },
     }
 
 

@@ -71,7 +71,7 @@ def synthetic_log(users: int, items: int, per_user: int, seed: int = 0) -> dict[
 def measure(users: int, items: int, per_user: int, dims: int, write_up_to: int, batch: int) -> RefreshFigures:
     """One size, in this process (the child)."""
     from recsys.encoder.interactions.behavior_fold import ItemDirections, decayed_history_matrix, fold_in
-    from recsys.encoder.interactions.blend_tuning import EventColumns
+    from recsys.encoder.interactions.behavior_model import EventColumns
     from recsys.encoder.interactions.factorizer import InProcessFactorizer
     from recsys.encoder.interactions.settings import InteractionSettings
 

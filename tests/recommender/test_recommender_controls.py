@@ -117,6 +117,31 @@ async def test_fresh_items_get_their_share_of_slots_for_known_and_cold_users(
     assert [item.item_id for item in cold.items][:3] == ["s6", "s5", "s4"]  # trending first
 
 
+async def test_a_gated_fresh_slot_goes_only_to_a_fresh_item_nearly_as_good_as_the_one_it_displaces(
+    shelf: Catalog, start_recommender: StartRecommender
+) -> None:
+    recommender = await start_recommender(
+        user_behavior_weight=1.0,
+        taste_weight=0.1,
+        session_weight=0.0,
+        popularity_weight=0.0,
+        fresh_share=0.25,
+        fresh_gate=0.9,
+    )
+    await shelf.item("brand-new", direction(5), created_days_ago=1)
+    await shelf.user("u", taste=direction(0))
+    off_taste = await recommender.for_you("u", limit=4)
+    # cos 0.45 ≈ 0.90 of s3's cos 0.4 ≈ 0.92: below s3, yet within the gate.
+    await shelf.item("new-and-near", direction(0, 0.45, toward=20), created_days_ago=1)
+    near = await recommender.for_you("u", limit=4)
+    stranger = await recommender.for_you("stranger", limit=4)
+
+    assert [item.item_id for item in off_taste.items] == ["s0", "s1", "s2", "s3"]
+    assert [item.item_id for item in near.items] == ["s0", "s1", "s2", "new-and-near"]
+    # The trending feed has no match to compare with: its fresh slot stays ungated.
+    assert stranger.strategy == "popular" and {"brand-new", "new-and-near"} & {i.item_id for i in stranger.items}
+
+
 async def test_behavior_of_another_model_version_is_not_compared(
     catalog: Catalog, recommender: RecommenderClient
 ) -> None:

@@ -39,6 +39,13 @@ def test_the_tuned_weights_of_the_record_are_used() -> None:
     assert weights == ForYouWeights(**TUNED)
 
 
+def test_the_fresh_gate_travels_with_the_weights_and_a_record_without_one_leaves_fresh_slots_ungated() -> None:
+    gated = asyncio.run(tuned(Records({**TUNED, "fresh_gate": 0.8})).current())
+    older = asyncio.run(tuned(Records(TUNED)).current())
+    assert gated.fresh_gate == 0.8 and ForYouWeights(**TUNED).as_record()["fresh_gate"] == 0.0
+    assert older.fresh_gate == 0.0
+
+
 def test_without_a_record_the_configured_weights_are_used() -> None:
     assert asyncio.run(tuned(Records(None)).current()) == DEFAULTS
 
@@ -51,7 +58,13 @@ def test_self_tuning_off_ignores_the_record() -> None:
 
 @pytest.mark.parametrize(
     "record",
-    [{**TUNED, "taste": -1.0}, {**TUNED, "evidence_k": 0.0}, {**TUNED, "popularity": float("nan")}, {"taste": 0.1}],
+    [
+        {**TUNED, "taste": -1.0},
+        {**TUNED, "evidence_k": 0.0},
+        {**TUNED, "popularity": float("nan")},
+        {"taste": 0.1},
+        {**TUNED, "fresh_gate": 1.5},
+    ],
 )
 def test_an_incomplete_or_invalid_record_is_not_ranked_with(record: dict[str, float]) -> None:
     assert weights_from_record(record) is None

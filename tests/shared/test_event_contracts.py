@@ -426,9 +426,11 @@ async def test_dead_letters_a_consumer_writes_match_the_contract(redis_url: str,
 async def test_the_behavior_log_matches_the_contract(redis: Redis) -> None:
     stream = behavior_log_stream(PREFIX)
     log = BehaviorLog(redis, stream, maxlen=100)
-    for weight, ts in [(4.0, 1700000000.25), (-3.0, 1.5e9), (1e-05, 1700000000.0)]:
-        await log.append(LoggedInteraction("e-1", "u1", "m1", weight, ts))
+    for weight, ts, kind in [(4.0, 1700000000.25, "purchase"), (-3.0, 1.5e9, "dislike"), (1e-05, 1700000000.0, None)]:
+        await log.append(LoggedInteraction("e-1", "u1", "m1", weight, ts, kind))
     entries = await stream_entries_async(redis, stream)
     assert [match_entry(stream, fields) for _, fields in entries] == ["behaviorLogEntry"] * 3
+    # Read back as written: the type where it was kept, none on an entry written before the log kept it.
+    assert [entry.type async for entry in log.entries()] == ["purchase", "dislike", None]
     for _, fields in entries:
         assert schema_errors("behaviorLogEntry", fields) == []

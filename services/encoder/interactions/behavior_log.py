@@ -46,7 +46,7 @@ class BehaviorLog:
             for _, fields in page:
                 decoded = {_text(k): _text(v) for k, v in (fields or {}).items() if v is not None}
                 yield LoggedInteraction(
-                    decoded["e"], decoded["u"], decoded["i"], float(decoded["w"]), float(decoded["t"])
+                    decoded["e"], decoded["u"], decoded["i"], float(decoded["w"]), float(decoded["t"]), decoded.get("k")
                 )
             if len(page) < _PAGE:
                 return
@@ -54,7 +54,10 @@ class BehaviorLog:
 
 
 def _fields(entry: LoggedInteraction) -> dict[str, str]:
-    return {"e": entry.event_id, "u": entry.user_id, "i": entry.item_id, "w": repr(entry.weight), "t": repr(entry.ts)}
+    fields = {"e": entry.event_id, "u": entry.user_id, "i": entry.item_id, "w": repr(entry.weight), "t": repr(entry.ts)}
+    if entry.type is not None:
+        fields["k"] = entry.type  # the interaction type: lines written before it existed lack it
+    return fields
 
 
 def _text(value: bytes | str | None) -> str:

@@ -31,6 +31,40 @@ class LoggedInteraction:
     item_id: str
     weight: float
     ts: float
+    # The interaction type's name (InteractionType); None for lines logged before the log kept it.
+    type: str | None = None
+
+
+@dataclass(frozen=True)
+class EventColumns:
+    """A log of interactions as parallel columns; `user` and `item` are rows into `user_ids` / `item_ids`.
+
+    `kind`, when the log kept types: each event's row into `kinds` (the type names), −1 where unknown.
+    """
+
+    user: np.ndarray
+    item: np.ndarray
+    weight: np.ndarray
+    ts: np.ndarray
+    user_ids: list[str]
+    item_ids: list[str]
+    kind: np.ndarray | None = None
+    kinds: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+    def subset(self, rows: np.ndarray) -> EventColumns:
+        return EventColumns(
+            self.user[rows],
+            self.item[rows],
+            self.weight[rows],
+            self.ts[rows],
+            self.user_ids,
+            self.item_ids,
+            self.kind[rows] if self.kind is not None else None,
+            self.kinds,
+        )
 
 
 @dataclass(frozen=True)
@@ -73,7 +107,7 @@ def interaction_matrix(entries: Iterable[LoggedInteraction], half_life_s: float 
 class InteractionMatrixBuilder:
     """Collects logged interactions one at a time as compact columns, so no list of per-event objects is held.
 
-    A refresh reads the log entry by entry into it: memory is the ids seen plus 24 bytes per event.
+    A refresh reads the log entry by entry into it: memory is the ids seen plus 33 bytes per event.
     """
 
     def __init__(self) -> None:
@@ -85,6 +119,8 @@ class InteractionMatrixBuilder:
         self._cols = array("q")
         self._weights = array("d")
         self._times = array("d")
+        self._kind_codes: dict[str, int] = {}
+        self._kinds = array("b")
 
     def add(self, entry: LoggedInteraction) -> None:
         self.read += 1
@@ -95,6 +131,7 @@ class InteractionMatrixBuilder:
         self._cols.append(self._items.setdefault(entry.item_id, len(self._items)))
         self._weights.append(entry.weight)
         self._times.append(entry.ts)
+        self._kinds.append(-1 if entry.type is None else self._kind_codes.setdefault(entry.type, len(self._kind_codes)))
 
     def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str], list[str]]:
         """The deduplicated events as (user row, item row, weight, ts) columns, with the user and item ids."""
@@ -105,6 +142,12 @@ class InteractionMatrixBuilder:
             np.frombuffer(self._times, dtype=np.float64),
             list(self._users),
             list(self._items),
+        )
+
+    def events(self) -> EventColumns:
+        """The deduplicated events as columns, each with its type where the log kept it."""
+        return EventColumns(
+            *self.columns(), kind=np.frombuffer(self._kinds, dtype=np.int8), kinds=tuple(self._kind_codes)
         )
 
     def build(self, half_life_s: float = 0.0) -> InteractionMatrix:

@@ -29,7 +29,7 @@ import contextlib
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -43,12 +43,13 @@ from recsys.encoder.interactions.behavior_model import (
     InteractionMatrixBuilder,
     ItemFactors,
 )
-from recsys.encoder.interactions.blend_tuning import EventColumns, TunedBlend, TuningPlan
+from recsys.encoder.interactions.blend_tuning import TunedBlend, TuningPlan
 from recsys.encoder.interactions.compare_and_set import revision_is, with_retries
 from recsys.encoder.interactions.factorizer import Factorizer, InProcessFactorizer
 from recsys.encoder.interactions.ingestion import stored_user, user_vectors
 from recsys.encoder.interactions.refresh_tuning import BlendTuning, ModelFit, blend_record, tune_on_log
 from recsys.encoder.interactions.rules import InteractionRules
+from recsys.encoder.interactions.type_weights import TypeWeighting
 from recsys.encoder.notices import NoticePublisher, notice
 from recsys.shared.behavior_models import BehaviorModelRecord, save_model_record
 from recsys.shared.blending import ForYouWeights
@@ -82,6 +83,8 @@ class RefreshPolicy:
     content_min_evidence: int = 3
     # Successors kept per item for ForYou's sequence signal (RECSYS_BEHAVIOR_SUCCESSORS); 0 writes none.
     successors: int = KEEP
+    # How much each interaction type counts in the model (type_weights.py); the tuner may choose another contrast.
+    type_weighting: TypeWeighting = field(default_factory=TypeWeighting)
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,8 @@ class RefreshReport:
     # The ForYou weights tuned on the log (None: too few events or tuning off) and their validation figures.
     blend_weights: dict[str, float] | None = None
     blend_tuning: dict[str, float] | None = None
+    # Each configured interaction type's weight in the model this refresh fit (type_weights.py).
+    event_type_weights: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -139,7 +144,7 @@ def fit(
     model: ModelFit, entries: InteractionMatrixBuilder, catalog: CatalogContent, version: int
 ) -> tuple[ItemFactors, ContentMap | None]:
     """The blocking part of a refresh (a worker thread): the model, its content map, the items it carries."""
-    return model.fit_with_map(EventColumns(*entries.columns()), catalog.item_ids, catalog.vectors, version)
+    return model.fit_with_map(entries.events(), catalog.item_ids, catalog.vectors, version)
 
 
 def item_successors(entries: InteractionMatrixBuilder, policy: RefreshPolicy) -> SuccessorTable:
@@ -238,13 +243,12 @@ class BehaviorRefresh:
             needs_content = self.policy.content_map or self._blend_tuning.enabled
             catalog = await self._read_content() if needs_content else CatalogContent.empty()
             read_done = time.monotonic()
-            self.phase = "factorizing"
-            factors, content_map = await asyncio.to_thread(fit, self._model_fit(), entries, catalog, version)
-            successors = await asyncio.to_thread(item_successors, entries, self.policy)
+            # Tuned first: it chooses the blend weights and how much each interaction type counts in the model.
             tuned: TunedBlend | None = None
+            weighting = self.policy.type_weighting
             if self._blend_tuning.enabled:
                 self.phase = "tuning"
-                tuned = await asyncio.to_thread(
+                tuned, weighting = await asyncio.to_thread(
                     tune_on_log,
                     entries,
                     catalog.item_ids,
@@ -253,11 +257,17 @@ class BehaviorRefresh:
                     self._rules,
                     self._blend_tuning,
                 )
+            self.phase = "factorizing"
+            model = replace(self._model_fit(), type_weighting=weighting)
+            factors, content_map = await asyncio.to_thread(fit, model, entries, catalog, version)
+            successors = await asyncio.to_thread(item_successors, entries, self.policy)
             del catalog
             fitted = time.monotonic()
             self.phase = "writing"
             # Before any item: an item.upserted from now on infers its vector with this version's map.
             blend_weights, blend_tuning = blend_record(tuned, self._blend_tuning)
+            if weighting.configured:
+                blend_tuning = {**blend_tuning, "event_type_contrast": weighting.contrast}
             # Untuned, the record holds no weights: each recommender then ranks with its own configuration.
             record = BehaviorModelRecord(
                 version,
@@ -282,6 +292,7 @@ class BehaviorRefresh:
             write_s=round(time.monotonic() - fitted, 3),
             blend_weights=blend_weights,
             blend_tuning=blend_tuning,
+            event_type_weights=weighting.weights() or None,
         )
 
     def _model_fit(self) -> ModelFit:
@@ -293,6 +304,7 @@ class BehaviorRefresh:
             self.policy.content_map,
             self.policy.item_evidence_k,
             self.policy.content_min_evidence,
+            self.policy.type_weighting,
         )
 
     async def _next_version(self) -> int:

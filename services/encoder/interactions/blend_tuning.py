@@ -7,6 +7,11 @@ the recommender's own blending (shared/blending.py) on the held-out items. The b
 unless popularity alone does better: a deployment never ranks worse than its most popular items on
 its own recent data. Too few users with enough events leave the configured defaults in place.
 
+The same users then choose the fresh-slot gate (ForYouWeights.fresh_gate) under the chosen weights: a
+reserved slot at the end of the top k goes to the best fresh item (few positive events) only where it
+scores within the gate of the item it displaces, and the gate kept is the one whose slots win the most
+held-out fresh items for at most FRESH_NDCG_TOLERANCE of NDCG@k; a slot that wins nothing is not given.
+
 Pure logic (numpy and the update/blend code): the refresh and the offline evaluation both call it.
 """
 
@@ -14,12 +19,12 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from recsys.encoder.interactions.behavior_model import ItemFactors
+from recsys.encoder.interactions.behavior_model import EventColumns, ItemFactors
 from recsys.encoder.interactions.rules import InteractionRules
 from recsys.encoder.interactions.user_profile import UserProfile
 from recsys.shared.blending import (
@@ -33,6 +38,7 @@ from recsys.shared.blending import (
     UserQuery,
     for_you_signals,
     popularity_prior,
+    worth_a_slot,
 )
 from recsys.shared.events import Interaction, InteractionType
 from recsys.shared.successors import recent_items, sequence_array, transition_matrix
@@ -46,28 +52,14 @@ POPULARITY_GRID = (0.0, 0.02, 0.05, 0.1, 0.2)
 EVIDENCE_GRID = (1.0, 5.0, 20.0)
 SEQUENCE_GRID = (0.0, 0.1, 0.3, 1.0)
 POPULARITY_ONLY = ForYouWeights(behavior=0.0, taste=0.0, session=0.0, popularity=1.0, evidence_k=1.0)
+# The fresh-slot gates tried (blending.worth_a_slot), from "every fresh item" to "only one that earned its place";
+# spaced where a blended score's top 10 lies, set before any evaluation.
+FRESH_GATE_GRID = (0.0, 0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0)
+# What a fresh slot may cost: at most this share of the validation NDCG@k of the feed without one. A product
+# budget, not fitted: half the 1% issue 17 accepts for carrying cold items at all, the other half left to the map.
+FRESH_NDCG_TOLERANCE = 0.005
 
 _SIGNALS = (BEHAVIOR, TASTE, SESSION, POPULARITY, SEQUENCE)
-
-
-@dataclass(frozen=True)
-class EventColumns:
-    """A log of interactions as parallel columns; `user` and `item` are rows into `user_ids` / `item_ids`."""
-
-    user: np.ndarray
-    item: np.ndarray
-    weight: np.ndarray
-    ts: np.ndarray
-    user_ids: list[str]
-    item_ids: list[str]
-
-    def __len__(self) -> int:
-        return len(self.user)
-
-    def subset(self, rows: np.ndarray) -> EventColumns:
-        return EventColumns(
-            self.user[rows], self.item[rows], self.weight[rows], self.ts[rows], self.user_ids, self.item_ids
-        )
 
 
 @dataclass(frozen=True)
@@ -82,6 +74,8 @@ class TuningPlan:
     # what some signal fetched (RECSYS_CANDIDATE_POOL and its factor), it bounds the work per user.
     shortlist: int = 100
     popularity_midpoint: float = 20.0  # the recommender's prior (RECSYS_POPULARITY_MIDPOINT)
+    # Fresh items, for the fresh-slot gate: fewer positive events than this (RECSYS_FRESH_MAX_INTERACTIONS).
+    fresh_max_interactions: int = 3
     seed: int = 0
 
 
@@ -94,6 +88,8 @@ class TunedBlend:
     ndcg: float
     defaults_ndcg: float
     popularity_ndcg: float
+    # The fresh-slot gate's choice (weights.fresh_gate) on the same users; None when it was not tuned.
+    fresh: FreshGate | None = None
 
     def as_record(self) -> dict[str, float]:
         """Flat figures for the model record and the metrics."""
@@ -102,7 +98,87 @@ class TunedBlend:
             "ndcg": self.ndcg,
             "defaults_ndcg": self.defaults_ndcg,
             "popularity_ndcg": self.popularity_ndcg,
+            **(self.fresh.as_record() if self.fresh is not None else {}),
         }
+
+
+@dataclass(frozen=True)
+class FreshCase:
+    """One validation user's feed as the fresh-slot gate sees it: which of the top k are targets, the score of the
+    k-th, and the best fresh candidate outside the top k (score NaN: none, or a fresh item already in the top k)."""
+
+    top_hits: np.ndarray  # bool per rank of the top k
+    relevant: int  # the user's targets (the NDCG ideal)
+    last_score: float
+    fresh_score: float
+    fresh_hit: bool
+
+
+@dataclass(frozen=True)
+class FreshGate:
+    """The chosen gate, its validation NDCG@k and fresh hits, and the NDCG@k with no fresh slot."""
+
+    gate: float
+    ndcg: float
+    no_slot_ndcg: float
+    fresh_hits: int
+    slots: int
+
+    def as_record(self) -> dict[str, float]:
+        return {
+            "fresh_gate_ndcg": self.ndcg,
+            "fresh_gate_no_slot_ndcg": self.no_slot_ndcg,
+            "fresh_gate_hits": float(self.fresh_hits),
+            "fresh_gate_slots": float(self.slots),
+        }
+
+
+def fresh_case(
+    scores: np.ndarray, allowed: np.ndarray, fresh: np.ndarray, targets: np.ndarray, k: int, relevant: int | None = None
+) -> FreshCase:
+    """The FreshCase of one user: `scores` over candidates (columns), `allowed` what may be ranked, `fresh` the
+    fresh candidates, `targets` the held-out columns; the top k by score, ties by column, as feed_order ranks."""
+    rows = np.flatnonzero(allowed)
+    values = np.asarray(scores, dtype=np.float64)[rows]
+    order = rows[np.lexsort((rows, -values))]
+    top = order[:k]
+    is_target = np.isin(top, targets)
+    relevant = len(targets) if relevant is None else relevant
+    outside = order[k:][fresh[order[k:]]]
+    if len(top) < k or fresh[top].any() or not len(outside):
+        return FreshCase(is_target, relevant, -math.inf, math.nan, False)
+    best = int(outside[0])
+    return FreshCase(is_target, relevant, float(scores[top[-1]]), float(scores[best]), bool(np.isin(best, targets)))
+
+
+def choose_fresh_gate(
+    cases: Sequence[FreshCase], k: int, tolerance: float = FRESH_NDCG_TOLERANCE, grid: Sequence[float] = FRESH_GATE_GRID
+) -> FreshGate:
+    """The gate whose one fresh slot (the last of the top k, as exposure.with_fresh_share places it) wins the most
+    fresh hits while its mean NDCG@k stays within `tolerance` of no fresh slot at all; ties go to the stricter gate
+    (less exposure for nothing). With no validation user, or no gain, the strictest: 1."""
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+
+    def ideal(relevant: int) -> float:
+        return float(discounts[: min(relevant, k)].sum()) or 1.0
+
+    base = np.array([float(case.top_hits @ discounts[: len(case.top_hits)]) / ideal(case.relevant) for case in cases])
+    no_slot = float(base.mean()) if len(base) else 0.0
+    best = FreshGate(1.0, no_slot, no_slot, 0, 0)
+    for gate in sorted(grid, reverse=True):
+        ndcg = base.copy()
+        hits = slots = 0
+        for user, case in enumerate(cases):
+            if math.isnan(case.fresh_score) or not worth_a_slot(np.array([case.fresh_score]), case.last_score, gate)[0]:
+                continue
+            slots += 1
+            hits += int(case.fresh_hit)
+            gain = float(case.top_hits[: k - 1] @ discounts[: k - 1]) + (discounts[k - 1] if case.fresh_hit else 0.0)
+            ndcg[user] = gain / ideal(case.relevant)
+        mean = float(ndcg.mean()) if len(ndcg) else 0.0
+        if mean >= (1.0 - tolerance) * no_slot and hits > best.fresh_hits:
+            best = FreshGate(float(gate), mean, no_slot, hits, slots)
+    return best
 
 
 @dataclass(frozen=True)
@@ -182,6 +258,9 @@ def tune_blend(
     by_user = _rows_by_user(train)
     popularity = _PopularityClock(train, rules.popularity_half_life_s)
     item_behaviors = factors.as_mapping()
+    positives = np.bincount(train.item[train.weight > 0], minlength=len(events.item_ids))
+    fresh = has_content & (positives < plan.fresh_max_interactions)
+    shortlisted: list[tuple[dict[str, np.ndarray], int, np.ndarray, np.ndarray, int]] = []
     for user in sorted(split.targets, key=lambda u: split.cutoff[u]):
         rows = by_user.get(user, np.zeros(0, dtype=np.int64))
         profile = _replayed_profile(train, rows, content, has_content, rules)
@@ -191,14 +270,29 @@ def tune_blend(
         sequence = sequence_array(recent_items(profile.history), row_of, successors)
         signals = for_you_signals(query, candidates.with_popularity(prior).with_sequence(sequence))
         seen = train.item[rows]
-        shortlist = _shortlist(signals, seen, plan.shortlist)
-        scores = grid_scores({name: values[shortlist] for name, values in signals.items()}, choices, query.events)
+        shortlist = _shortlist(signals, seen, plan.shortlist, fresh)
+        listed = {name: values[shortlist] for name, values in signals.items()}
+        scores = grid_scores(listed, choices, query.events)
         hits = np.flatnonzero(np.isin(shortlist, split.targets[user]))
         totals += ndcg_rows(scores, hits, plan.k, relevant=len(split.targets[user]))
+        shortlisted.append((listed, query.events, fresh[shortlist], hits, len(split.targets[user])))
     users = len(split.targets)
     means = totals / users
     best = int(np.argmax(means))
-    return TunedBlend(choices[best], users, float(means[best]), float(means[0]), float(means[1]))
+    cases = [
+        fresh_case(
+            grid_scores(listed, [choices[best]], events_count)[0],
+            np.ones(len(is_fresh), dtype=bool),
+            is_fresh,
+            hits,
+            plan.k,
+            relevant,
+        )
+        for listed, events_count, is_fresh, hits, relevant in shortlisted
+    ]
+    gate = choose_fresh_gate(cases, plan.k)
+    weights = replace(choices[best], fresh_gate=gate.gate)
+    return TunedBlend(weights, users, float(means[best]), float(means[0]), float(means[1]), gate)
 
 
 def _candidates(item_ids: list[str], content: np.ndarray, has_content: np.ndarray, factors: ItemFactors) -> Candidates:
@@ -214,18 +308,29 @@ def _candidates(item_ids: list[str], content: np.ndarray, has_content: np.ndarra
     return Candidates.of(item_ids, content, has_content, behavior, has_behavior, strength, np.zeros(len(item_ids)))
 
 
-def _shortlist(signals: dict[str, np.ndarray], seen: np.ndarray, per_signal: int) -> np.ndarray:
-    """The candidates some signal ranks in its top `per_signal` (what the user has seen left out), as rows."""
+def _shortlist(
+    signals: dict[str, np.ndarray], seen: np.ndarray, per_signal: int, fresh: np.ndarray | None = None
+) -> np.ndarray:
+    """The candidates some signal ranks in its top `per_signal` (what the user has seen left out), as rows; and,
+    as the recommender fetches its fresh candidates, the `per_signal` fresh items nearest the user's taste (else
+    session)."""
     allowed = np.ones(len(next(iter(signals.values()))), dtype=bool)
     allowed[seen] = False
     rows = np.flatnonzero(allowed)
     picked: set[int] = set()
     for values in signals.values():
-        finite = np.nan_to_num(np.asarray(values, dtype=np.float64)[rows], nan=-np.inf)
-        count = min(per_signal, len(rows))
-        if count:
-            picked.update(rows[np.argpartition(-finite, count - 1)[:count]].tolist())
+        picked.update(_top_rows(values, rows, per_signal))
+    if fresh is not None:
+        anchor = signals.get(TASTE, signals.get(SESSION))
+        if anchor is not None:
+            picked.update(_top_rows(anchor, rows[fresh[rows]], per_signal))
     return np.asarray(sorted(picked), dtype=np.int64)
+
+
+def _top_rows(values: np.ndarray, rows: np.ndarray, count: int) -> list[int]:
+    finite = np.nan_to_num(np.asarray(values, dtype=np.float64)[rows], nan=-np.inf)
+    count = min(count, len(rows))
+    return rows[np.argpartition(-finite, count - 1)[:count]].tolist() if count else []
 
 
 def _rows_by_user(events: EventColumns) -> dict[int, np.ndarray]:

@@ -8,8 +8,13 @@ from typing import Protocol
 import numpy as np
 
 from recsys.encoder.devices import resolve_device
-from recsys.encoder.interactions.behavior_model import InteractionMatrix, ItemFactors, decayed_matrix, factorize
-from recsys.encoder.interactions.blend_tuning import EventColumns
+from recsys.encoder.interactions.behavior_model import (
+    EventColumns,
+    InteractionMatrix,
+    ItemFactors,
+    decayed_matrix,
+    factorize,
+)
 from recsys.encoder.interactions.settings import InteractionSettings
 
 

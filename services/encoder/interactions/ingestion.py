@@ -417,7 +417,9 @@ class InteractionIngestion:
         log = self._behavior_log
         lines = (
             [
-                LoggedInteraction(p.event.event_id, p.event.user_id, p.event.item_id, p.weight, p.ts)
+                LoggedInteraction(
+                    p.event.event_id, p.event.user_id, p.event.item_id, p.weight, p.ts, p.event.type.value
+                )
                 for p in batch
                 if (p.applied or p.replayed) and p.weight != 0
             ]

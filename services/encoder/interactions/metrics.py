@@ -67,6 +67,12 @@ class InteractionMetrics:
             ["signal"],
             registry=registry,
         )
+        self.event_type_weight = Gauge(
+            "recsys_event_type_weight",
+            "Weight of each interaction type in the collaborative model the last refresh written here fit",
+            ["type"],
+            registry=registry,
+        )
         self.blend_self_tuned = Gauge(
             "recsys_blend_self_tuned",
             "1 when the last refresh tuned the ForYou weights on recent events, 0 when it kept the configured ones",
@@ -105,6 +111,8 @@ class InteractionMetrics:
         for ranking, key in (("tuned", "ndcg"), ("defaults", "defaults_ndcg"), ("popularity", "popularity_ndcg")):
             if key in tuning:
                 self.blend_validation_ndcg.labels(ranking).set(tuning[key])
+        for kind, weight in (report.event_type_weights or {}).items():
+            self.event_type_weight.labels(kind).set(weight)
 
     def refresh_failed(self) -> None:
         self.refresh_failures.inc()

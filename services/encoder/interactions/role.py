@@ -26,6 +26,7 @@ from recsys.encoder.interactions.refresh_tuning import BlendTuning
 from recsys.encoder.interactions.rules import EventWeights, InteractionRules
 from recsys.encoder.interactions.sequence_settings import SequenceSettings
 from recsys.encoder.interactions.settings import InteractionSettings
+from recsys.encoder.interactions.type_weights import TypeWeighting
 from recsys.encoder.keyed_locks import KeyedLocks
 from recsys.encoder.notices import NoticePublisher
 from recsys.shared.blend_settings import BlendSettings
@@ -50,6 +51,9 @@ def refresh_policy(settings: InteractionSettings) -> RefreshPolicy:
         batch_size=settings.behavior_refresh_batch,
         device=settings.behavior_device,
         lock_key=f"{settings.stream_prefix}:behavior-refresh:lock",
+        type_weighting=TypeWeighting(
+            settings.behavior_type_contrast, {kind.value: weight for kind, weight in settings.event_weights().items()}
+        ),
     )
     if isinstance(settings, ContentMapSettings):
         policy = replace(

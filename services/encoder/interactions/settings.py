@@ -26,6 +26,15 @@ class InteractionSettings(ConnectionSettings):
     weight_purchase: float = Field(4.0, description="Weight of a purchase.")
     weight_like: float = Field(3.0, description="Weight of a like.")
     weight_dislike: float = Field(-3.0, description="Weight of a dislike (negative: it pushes vectors away).")
+    behavior_type_contrast: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="How much the interaction types' weights differ in the collaborative model: each type counts"
+        " sign(w)·|w|^contrast of its weight w (1: as configured; 0: every positive type alike). Users' vectors keep"
+        " the configured weights. With self-tuning on, each refresh chooses among 1, 0.5 and 0 on its validation"
+        " users when the log holds types of different weights.",
+    )
     rating_min: float = Field(0.5, description="Lowest rating a `rate` event may carry.")
     rating_max: float = Field(5.0, description="Highest rating a `rate` event may carry.")
     rating_neutral: float = Field(2.5, description="A rating's weight is (rating - rating_neutral).")
@@ -81,8 +90,8 @@ class InteractionSettings(ConnectionSettings):
     )
     spark_export_dir: str = Field(
         "",
-        description="Folder the 'spark' behavior factorizer exports the log's events to as Parquet; on a cluster, storage"
-        " every executor reads ('': a local temporary folder, enough for local[*]).",
+        description="Folder the 'spark' behavior factorizer exports the log's events to as Parquet; on a cluster,"
+        " storage every executor reads ('': a local temporary folder, enough for local[*]).",
     )
 
     interaction_batch_size: int = Field(

@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from recsys.encoder.interactions.behavior_model import ItemFactors, item_factors
-from recsys.encoder.interactions.blend_tuning import EventColumns
+from recsys.encoder.interactions.behavior_model import EventColumns, ItemFactors, item_factors
 from recsys.encoder.interactions.factorizer import BehaviorFit
 
 if TYPE_CHECKING:

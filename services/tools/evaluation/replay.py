@@ -9,9 +9,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from tqdm import tqdm
 
-from recsys.encoder.interactions.behavior_model import InteractionMatrixBuilder, ItemFactors, LoggedInteraction
+from recsys.encoder.interactions.behavior_model import (
+    EventColumns,
+    InteractionMatrixBuilder,
+    ItemFactors,
+    LoggedInteraction,
+)
 from recsys.encoder.interactions.behavior_refresh import RefreshPolicy
-from recsys.encoder.interactions.blend_tuning import EventColumns
 from recsys.encoder.interactions.factorizer import InProcessFactorizer
 from recsys.encoder.interactions.item_activity import ItemActivity
 from recsys.encoder.interactions.refresh_tuning import ModelFit
@@ -63,8 +67,8 @@ class ReplayResult:
 
     @property
     def events(self) -> EventColumns:
-        """The log as columns; rows index the log's own id lists, not the dataset's."""
-        return EventColumns(*self.entries.columns())
+        """The log as columns (with each event's type); rows index the log's own id lists, not the dataset's."""
+        return self.entries.events()
 
 
 def model_fit(policy: RefreshPolicy) -> ModelFit:
@@ -76,6 +80,7 @@ def model_fit(policy: RefreshPolicy) -> ModelFit:
         policy.content_map,
         policy.item_evidence_k,
         policy.content_min_evidence,
+        policy.type_weighting,
     )
 
 
@@ -141,14 +146,14 @@ def replay(
         profile = profiles.setdefault(user, UserProfile(user_id=event.user_id))
         profile.record(event, weight, ts, content[item] if has_content[item] else None, rules)
         if weight != 0:
-            log.add(LoggedInteraction(event.event_id, event.user_id, event.item_id, weight, ts))
+            log.add(LoggedInteraction(event.event_id, event.user_id, event.item_id, weight, ts, event.type.value))
     for user, at in requests[next_request:]:
         snapshots[user] = popularity_prior(stored_popularity, stored_popularity_ts, at).astype(np.float32)
 
     catalog_rows = np.flatnonzero(has_content)
     catalog_ids = [interactions.item_ids[row] for row in catalog_rows]
     catalog_content = np.asarray(content[catalog_rows], dtype=np.float32)
-    events = EventColumns(*log.columns())
+    events = log.events()
     factors = model_fit(policy).fit(events, catalog_ids, catalog_content)
     keep = policy.successors
     transitions = transition_matrix(events.user, events.item, events.weight, events.ts, len(events.item_ids), keep=keep)

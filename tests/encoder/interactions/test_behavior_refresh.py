@@ -87,6 +87,11 @@ async def test_a_refresh_versions_every_item_and_leaves_every_user_in_the_new_ba
     await publish_interactions(encoder, wait_consumed, [("a-fan0", "b1"), ("newcomer", "a1")])
     second = await encoder.behavior_refresh.refresh()
     assert first is not None and second is not None and second.version > first.version
+    # The log keeps each event's type; too few users to tune, the model counted each as configured.
+    logged = await encoder.redis.xrange(behavior_log_stream(encoder.settings.stream_prefix), count=1)
+    assert logged[0][1][b"k"] == b"like"
+    assert first.event_type_weights is not None
+    assert first.event_type_weights["like"] == encoder.settings.weight_like
 
     items = await records(encoder, ITEMS, ITEM_IDS)
     assert {(r.payload or {})["behavior_version"] for r in items.values()} == {second.version}

@@ -7,13 +7,16 @@ import math
 import numpy as np
 import pytest
 
-from recsys.encoder.interactions.behavior_model import InteractionMatrix, decayed_matrix, factorize
+from recsys.encoder.interactions.behavior_model import EventColumns, InteractionMatrix, decayed_matrix, factorize
 from recsys.encoder.interactions.blend_tuning import (
+    FRESH_GATE_GRID,
     POPULARITY_ONLY,
-    EventColumns,
+    FreshCase,
     TuningPlan,
     _PopularityClock,
     candidate_weights,
+    choose_fresh_gate,
+    fresh_case,
     grid_scores,
     ndcg_rows,
     tune_blend,
@@ -204,3 +207,50 @@ def test_tuning_turns_the_sequence_signal_on_where_users_follow_chains() -> None
     assert tuned is not None
     assert tuned.weights.sequence > 0
     assert tuned.ndcg > tuned.defaults_ndcg
+
+
+def case(top_hits: list[bool], last: float, fresh: float, fresh_hit: bool, relevant: int = 1) -> FreshCase:
+    return FreshCase(np.asarray(top_hits, dtype=bool), relevant, last, fresh, fresh_hit)
+
+
+def test_the_fresh_gate_takes_the_hits_a_slot_wins_but_never_pays_more_ndcg_than_its_tolerance() -> None:
+    # k = 2. One user's fresh item is nearly as good as their last item and is a hit; another's is far worse and a
+    # miss that would push out a hit; others have no fresh candidate.
+    cases = [
+        case([False, False], last=1.0, fresh=0.95, fresh_hit=True),
+        case([False, True], last=1.0, fresh=0.4, fresh_hit=False),
+        *[case([True, False], last=1.0, fresh=math.nan, fresh_hit=False)] * 8,
+    ]
+    gate = choose_fresh_gate(cases, k=2, tolerance=0.005)
+    assert gate.gate == 0.95 and gate.fresh_hits == 1 and gate.slots == 1
+    assert gate.ndcg > gate.no_slot_ndcg
+    # Ungated, the second user's hit is displaced: allowed only with a looser tolerance, and then still not chosen
+    # since it wins no more hits.
+    assert choose_fresh_gate(cases, k=2, tolerance=0.5).gate == 0.95
+
+
+def test_a_fresh_slot_that_wins_nothing_is_not_given() -> None:
+    cases = [case([True, False], last=1.0, fresh=0.99, fresh_hit=False), case([False, False], 1.0, 0.2, False)]
+    gate = choose_fresh_gate(cases, k=2)
+    assert gate.gate == 1.0 and gate.fresh_hits == 0 and gate.ndcg == gate.no_slot_ndcg
+    assert choose_fresh_gate([], k=2).gate == 1.0
+
+
+def test_a_fresh_case_offers_the_best_fresh_item_outside_the_top_unless_one_is_already_in_it() -> None:
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
+    fresh = np.array([False, False, False, True, True])
+    allowed = np.array([True, True, True, True, True])
+    offered = fresh_case(scores, allowed, fresh, np.array([3]), k=2)
+    assert offered.last_score == 0.8 and offered.fresh_score == 0.6 and offered.fresh_hit
+    assert offered.top_hits.tolist() == [False, False]
+    inside = fresh_case(scores, allowed, np.array([False, True, False, True, False]), np.array([3]), k=2)
+    assert math.isnan(inside.fresh_score)
+
+
+def test_tuning_chooses_a_fresh_gate_from_its_grid_and_reports_it() -> None:
+    events, content = planted_catalog(1, popular_only=False)
+    tuned = tune_blend(events, content, np.ones(len(content), bool), DEFAULTS, RULES, svd_fit, TuningPlan(min_users=20))
+    assert tuned is not None and tuned.fresh is not None
+    assert tuned.weights.fresh_gate == tuned.fresh.gate and tuned.fresh.gate in FRESH_GATE_GRID
+    assert tuned.fresh.ndcg >= (1 - 0.005) * tuned.fresh.no_slot_ndcg
+    assert "fresh_gate_hits" in tuned.as_record()

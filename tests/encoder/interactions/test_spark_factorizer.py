@@ -34,8 +34,7 @@ from scipy import sparse
 from scipy.linalg import subspace_angles
 
 from recsys.encoder.interactions.behavior_fold import ItemDirections, decayed_history_matrix, fold_in
-from recsys.encoder.interactions.behavior_model import ItemFactors, decayed_matrix
-from recsys.encoder.interactions.blend_tuning import EventColumns
+from recsys.encoder.interactions.behavior_model import EventColumns, ItemFactors, decayed_matrix
 from recsys.encoder.interactions.factorizer import InProcessFactorizer, factorizer_from_settings
 from recsys.encoder.interactions.settings import InteractionSettings
 from recsys.encoder.interactions.spark_factorizer import SparkFactorizer, decayed_cells, export_events

@@ -8,12 +8,15 @@ import numpy as np
 
 from recsys.encoder.interactions.rules import EventWeights
 from recsys.encoder.settings import EncoderSettings
+from recsys.recommender.settings import RecommenderSettings
 from recsys.tools.evaluation import baselines
 from recsys.tools.evaluation.content import cache_path
 from recsys.tools.evaluation.dataset import EventDataset, load_events
 from recsys.tools.evaluation.run import (
     DEFAULTS,
+    ITEM_EVIDENCE_GRID,
     NO_MAP,
+    NO_MAP_RETUNED,
     PRIMARY,
     SELF_TUNED,
     EvalConfig,
@@ -64,7 +67,9 @@ def test_the_content_map_lifts_cold_items_under_the_same_fixed_weights(tmp_path:
         rp3beta=((0.5, 0.5),),
         tune=False,
     )
-    report = evaluate(config, settings, dataset=synthetic(tmp_path, settings))
+    # No fresh slots: the rows compared differ in the content map alone.
+    recommender = RecommenderSettings(fresh_share=0.0)
+    report = evaluate(config, settings, recommender, dataset=synthetic(tmp_path, settings))
     mapped, unmapped = report.method(DEFAULTS), report.method(NO_MAP)
     # Same weights, same users: only the item vectors of the content map differ, and cold items gain from them.
     assert mapped.cold_hit_rate > unmapped.cold_hit_rate
@@ -86,7 +91,7 @@ def test_the_content_map_row_pair_and_the_self_tuned_row(tmp_path: Path) -> None
     report = evaluate(config, settings, dataset=data)
 
     names = [method.name for method in report.methods]
-    assert names[:3] == [PRIMARY, NO_MAP, SELF_TUNED]
+    assert names[:4] == [PRIMARY, NO_MAP, NO_MAP_RETUNED, SELF_TUNED]
     assert report.content_map and report.implicit  # no `rate` events: the ×1.20 target
     assert report.cold_targets > 0
     # The map's own effect on cold items is checked with fixed weights (below): tuned ones may lean on
@@ -98,7 +103,14 @@ def test_the_content_map_row_pair_and_the_self_tuned_row(tmp_path: Path) -> None
     text = format_report(report, 50)
     assert "(target ×1.20, implicit events only)" in text
     assert "cold-item HR@10 with the content map" in text and "within 1%:" in text
+    assert "of the best blend without the map or fresh slots (blended, no content map" in text
     assert "self-tuned (fresh deployment) NDCG@10" in text and "no more than 3% below:" in text
+    # The map's item evidence k and the fresh-slot gate are chosen on validation, and the primary ranks with both.
+    assert report.evidence is not None and report.evidence.k in ITEM_EVIDENCE_GRID
+    assert set(report.evidence.figures) == set(ITEM_EVIDENCE_GRID)
+    assert report.fresh_gate is not None and report.weights.fresh_gate == report.fresh_gate.gate
+    assert f"content map item evidence k: {report.evidence.k:g}, chosen on validation" in text
+    assert f"fresh slots: 10% of a feed, gate {report.fresh_gate.gate:g} chosen on validation" in text
 
 
 def test_without_the_content_map_there_is_no_pair(tmp_path: Path) -> None:

@@ -85,7 +85,8 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Evaluated]:
         ease_l2=(100.0,),
         rp3beta=((0.5, 0.5),),
     )
-    fixed = evaluate(fixed_config, encoder, recommender, dataset=dataset)
+    # No fresh slots under the fixed weights: the map's rows then differ in the item vectors alone.
+    fixed = evaluate(fixed_config, encoder, recommender.model_copy(update={"fresh_share": 0.0}), dataset=dataset)
     print(format_report(fixed, RESAMPLES))
     yield Evaluated(catalog, report, fixed, encoder, recommender)
 
@@ -136,3 +137,13 @@ def test_ease_and_rp3beta_are_baselines_chosen_on_validation(evaluated: Evaluate
         assert rows[0].is_baseline
         assert len(grid) > 1 and rows[0].name.endswith(", chosen on validation)"), rows[0].name
         assert np.isfinite(rows[0].ndcg).all()
+
+
+def test_the_event_types_weights_are_chosen_on_validation(evaluated: Evaluated) -> None:
+    # The catalog logs views, clicks and purchases (configured 0.5, 1 and 4): the validation split weighs them.
+    report = evaluated.report
+    assert report.contrast is not None
+    assert set(report.contrast.figures) == {1.0, 0.5, 0.0}
+    best = max(report.contrast.figures.values())
+    assert report.contrast.figures[report.contrast.contrast] == best
+    assert "event types' contrast:" in format_report(report, RESAMPLES)
