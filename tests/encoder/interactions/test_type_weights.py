@@ -8,21 +8,10 @@ from recsys.encoder.interactions.behavior_model import EventColumns, Interaction
 from recsys.encoder.interactions.blend_tuning import TuningPlan
 from recsys.encoder.interactions.factorizer import InProcessFactorizer
 from recsys.encoder.interactions.refresh_tuning import BlendTuning, ModelFit, tune_on_log
-from recsys.encoder.interactions.rules import InteractionRules
 from recsys.encoder.interactions.type_weights import TypeWeighting, weighted_types
 from recsys.shared.blending import ForYouWeights
+from tests.encoder.interactions.test_blend_tuning import RULES
 
-DAY = 86_400.0
-RULES = InteractionRules(
-    taste_half_life_s=30 * DAY,
-    session_half_life_s=1800.0,
-    behavior_half_life_s=30 * DAY,
-    popularity_half_life_s=7 * DAY,
-    history_size=100,
-    seen_size=100,
-    recent_events_size=50,
-    behavior_dims=8,
-)
 CONFIGURED = {"view": 0.5, "click": 1.0, "purchase": 4.0, "dislike": -3.0}
 
 
