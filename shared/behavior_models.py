@@ -38,6 +38,7 @@ class BehaviorModelRecord:
     content_map: dict[str, Any] | None
     blend_weights: dict[str, float] | None = None
     blend_tuning: dict[str, float] | None = None
+    event_type_weights: dict[str, float] | None = None
 
     def payload(self) -> dict[str, Any]:
         return {
@@ -45,6 +46,7 @@ class BehaviorModelRecord:
             ModelField.CONTENT_MAP.key: self.content_map,
             ModelField.BLEND_WEIGHTS.key: self.blend_weights,
             ModelField.BLEND_TUNING.key: self.blend_tuning,
+            ModelField.EVENT_TYPE_WEIGHTS.key: self.event_type_weights,
             ModelField.SAVED_AT.key: time.time(),
         }
 
@@ -58,6 +60,7 @@ class BehaviorModelRecord:
             content_map=ModelField.CONTENT_MAP.read(payload),
             blend_weights=ModelField.BLEND_WEIGHTS.read(payload),
             blend_tuning=ModelField.BLEND_TUNING.read(payload),
+            event_type_weights=ModelField.EVENT_TYPE_WEIGHTS.read(payload),
         )
 
 

@@ -232,6 +232,8 @@ class ModelField:
     CONTENT_MAP = PayloadField("content_map", _optional_mapping)
     BLEND_WEIGHTS = PayloadField("blend_weights", _optional_floats)
     BLEND_TUNING = PayloadField("blend_tuning", _optional_floats)
+    # Each interaction type's weight in the model of that version (type_weights.py), or null (older records).
+    EVENT_TYPE_WEIGHTS = PayloadField("event_type_weights", _optional_floats)
     SAVED_AT = PayloadField("saved_at", _float)
 
 

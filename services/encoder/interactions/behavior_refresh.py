@@ -274,6 +274,7 @@ class BehaviorRefresh:
                 content_map.to_dict() if content_map is not None else None,
                 blend_weights if tuned is not None else None,
                 blend_tuning,
+                weighting.weights() or None,
             )
             await save_model_record(self._store, record)
             written = await self._write_items(factors, version, successors)

@@ -211,5 +211,6 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
             validation_ndcg=tuning.get("ndcg", 0.0),
             defaults_ndcg=tuning.get("defaults_ndcg", 0.0),
             popularity_ndcg=tuning.get("popularity_ndcg", 0.0),
+            event_type_weights=record.event_type_weights or {},
             content_map=record.content_map is not None,
         )

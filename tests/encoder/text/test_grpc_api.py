@@ -351,8 +351,10 @@ async def test_model_info_reports_the_behavior_model_and_the_blend_the_last_refr
         "defaults_ndcg": 0.1,
         "popularity_ndcg": 0.05,
     }
-    await save_model_record(encoder.store, BehaviorModelRecord(1_700_000_000_000, None, tuned, figures))
+    types = {"view": 0.5**0.5, "click": 1.0, "purchase": 2.0, "dislike": -(3.0**0.5)}  # contrast 0.5
+    await save_model_record(encoder.store, BehaviorModelRecord(1_700_000_000_000, None, tuned, figures, types))
     info = (await client.model_info()).behavior_model
+    assert dict(info.event_type_weights) == pytest.approx(types)
     assert info.version == 1_700_000_000_000
     assert dict(info.blend_weights) == pytest.approx({k: v for k, v in tuned.items() if k != "evidence_k"})
     assert info.user_evidence_k == 5.0
@@ -365,5 +367,6 @@ async def test_model_info_reports_the_behavior_model_and_the_blend_the_last_refr
     info = (await client.model_info()).behavior_model
     defaults = encoder.settings.for_you_weights()
     assert not info.self_tuned
+    assert not info.event_type_weights  # a record from before types were weighed
     assert info.blend_weights["popularity"] == pytest.approx(defaults.popularity)
     assert info.user_evidence_k == pytest.approx(defaults.evidence_k)

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17recsys/v1/encoder.proto\x12\trecsys.v1\"\xa4\x01\n\x0c\x45mbedRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\x16\n\tnormalize\x18\x02 \x01(\x08H\x00\x88\x01\x01\x12\x12\n\ndimensions\x18\x03 \x01(\r\x12\x15\n\x08truncate\x18\x04 \x01(\x08H\x01\x88\x01\x01\x12\'\n\tprecision\x18\x05 \x01(\x0e\x32\x14.recsys.v1.PrecisionB\x0c\n\n_normalizeB\x0b\n\t_truncate\">\n\x12\x45mbedStreamRequest\x12(\n\x07request\x18\x01 \x01(\x0b\x32\x17.recsys.v1.EmbedRequest\"A\n\x13\x45mbedStreamResponse\x12*\n\x08response\x18\x01 \x01(\x0b\x32\x18.recsys.v1.EmbedResponse\"Q\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\x12\x0e\n\x06tokens\x18\x02 \x01(\r\x12\x11\n\ttruncated\x18\x03 \x01(\x08\x12\x11\n\tquantized\x18\x04 \x01(\x0c\"\x85\x01\n\rEmbedResponse\x12(\n\nembeddings\x18\x01 \x03(\x0b\x32\x14.recsys.v1.Embedding\x12\x12\n\ndimensions\x18\x02 \x01(\r\x12\r\n\x05model\x18\x03 \x01(\t\x12\'\n\tprecision\x18\x04 \x01(\x0e\x32\x14.recsys.v1.Precision\"\x15\n\x13GetModelInfoRequest\"\xd1\x01\n\x14GetModelInfoResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x12\n\ndimensions\x18\x02 \x01(\r\x12\x12\n\nmax_tokens\x18\x03 \x01(\r\x12\x0e\n\x06\x64\x65vice\x18\x04 \x01(\t\x12\r\n\x05\x64type\x18\x05 \x01(\t\x12-\n\x08\x62\x61tching\x18\x06 \x01(\x0b\x32\x1b.recsys.v1.BatchingSettings\x12\x34\n\x0e\x62\x65havior_model\x18\x07 \x01(\x0b\x32\x1c.recsys.v1.BehaviorModelInfo\"\xc5\x02\n\x11\x42\x65haviorModelInfo\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x45\n\rblend_weights\x18\x02 \x03(\x0b\x32..recsys.v1.BehaviorModelInfo.BlendWeightsEntry\x12\x17\n\x0fuser_evidence_k\x18\x03 \x01(\x01\x12\x12\n\nself_tuned\x18\x04 \x01(\x08\x12\x18\n\x10validation_users\x18\x05 \x01(\r\x12\x17\n\x0fvalidation_ndcg\x18\x06 \x01(\x01\x12\x15\n\rdefaults_ndcg\x18\x07 \x01(\x01\x12\x17\n\x0fpopularity_ndcg\x18\x08 \x01(\x01\x12\x13\n\x0b\x63ontent_map\x18\t \x01(\x08\x1a\x33\n\x11\x42lendWeightsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xd1\x01\n\x10\x42\x61tchingSettings\x12\x16\n\x0emax_batch_size\x18\x01 \x01(\r\x12\x18\n\x10max_batch_tokens\x18\x02 \x01(\r\x12\x13\n\x0bmax_wait_ms\x18\x03 \x01(\x01\x12\x16\n\x0equeue_capacity\x18\x04 \x01(\r\x12\x1d\n\x15max_texts_per_request\x18\x05 \x01(\r\x12\x12\n\nbulk_share\x18\x06 \x01(\x01\x12\x14\n\x0clive_pass_ms\x18\x07 \x01(\x01\x12\x15\n\rlive_grace_ms\x18\x08 \x01(\x01*\x93\x01\n\tPrecision\x12\x19\n\x15PRECISION_UNSPECIFIED\x10\x00\x12\x15\n\x11PRECISION_FLOAT32\x10\x01\x12\x12\n\x0ePRECISION_INT8\x10\x02\x12\x13\n\x0fPRECISION_UINT8\x10\x03\x12\x14\n\x10PRECISION_BINARY\x10\x04\x12\x15\n\x11PRECISION_UBINARY\x10\x05\x32\xef\x01\n\x0e\x45ncoderService\x12:\n\x05\x45mbed\x12\x17.recsys.v1.EmbedRequest\x1a\x18.recsys.v1.EmbedResponse\x12P\n\x0b\x45mbedStream\x12\x1d.recsys.v1.EmbedStreamRequest\x1a\x1e.recsys.v1.EmbedStreamResponse(\x01\x30\x01\x12O\n\x0cGetModelInfo\x12\x1e.recsys.v1.GetModelInfoRequest\x1a\x1f.recsys.v1.GetModelInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17recsys/v1/encoder.proto\x12\trecsys.v1\"\xa4\x01\n\x0c\x45mbedRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\x16\n\tnormalize\x18\x02 \x01(\x08H\x00\x88\x01\x01\x12\x12\n\ndimensions\x18\x03 \x01(\r\x12\x15\n\x08truncate\x18\x04 \x01(\x08H\x01\x88\x01\x01\x12\'\n\tprecision\x18\x05 \x01(\x0e\x32\x14.recsys.v1.PrecisionB\x0c\n\n_normalizeB\x0b\n\t_truncate\">\n\x12\x45mbedStreamRequest\x12(\n\x07request\x18\x01 \x01(\x0b\x32\x17.recsys.v1.EmbedRequest\"A\n\x13\x45mbedStreamResponse\x12*\n\x08response\x18\x01 \x01(\x0b\x32\x18.recsys.v1.EmbedResponse\"Q\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\x12\x0e\n\x06tokens\x18\x02 \x01(\r\x12\x11\n\ttruncated\x18\x03 \x01(\x08\x12\x11\n\tquantized\x18\x04 \x01(\x0c\"\x85\x01\n\rEmbedResponse\x12(\n\nembeddings\x18\x01 \x03(\x0b\x32\x14.recsys.v1.Embedding\x12\x12\n\ndimensions\x18\x02 \x01(\r\x12\r\n\x05model\x18\x03 \x01(\t\x12\'\n\tprecision\x18\x04 \x01(\x0e\x32\x14.recsys.v1.Precision\"\x15\n\x13GetModelInfoRequest\"\xd1\x01\n\x14GetModelInfoResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x12\n\ndimensions\x18\x02 \x01(\r\x12\x12\n\nmax_tokens\x18\x03 \x01(\r\x12\x0e\n\x06\x64\x65vice\x18\x04 \x01(\t\x12\r\n\x05\x64type\x18\x05 \x01(\t\x12-\n\x08\x62\x61tching\x18\x06 \x01(\x0b\x32\x1b.recsys.v1.BatchingSettings\x12\x34\n\x0e\x62\x65havior_model\x18\x07 \x01(\x0b\x32\x1c.recsys.v1.BehaviorModelInfo\"\xce\x03\n\x11\x42\x65haviorModelInfo\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x45\n\rblend_weights\x18\x02 \x03(\x0b\x32..recsys.v1.BehaviorModelInfo.BlendWeightsEntry\x12\x17\n\x0fuser_evidence_k\x18\x03 \x01(\x01\x12\x12\n\nself_tuned\x18\x04 \x01(\x08\x12\x18\n\x10validation_users\x18\x05 \x01(\r\x12\x17\n\x0fvalidation_ndcg\x18\x06 \x01(\x01\x12\x15\n\rdefaults_ndcg\x18\x07 \x01(\x01\x12\x17\n\x0fpopularity_ndcg\x18\x08 \x01(\x01\x12\x13\n\x0b\x63ontent_map\x18\t \x01(\x08\x12N\n\x12\x65vent_type_weights\x18\n \x03(\x0b\x32\x32.recsys.v1.BehaviorModelInfo.EventTypeWeightsEntry\x1a\x33\n\x11\x42lendWeightsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x37\n\x15\x45ventTypeWeightsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xd1\x01\n\x10\x42\x61tchingSettings\x12\x16\n\x0emax_batch_size\x18\x01 \x01(\r\x12\x18\n\x10max_batch_tokens\x18\x02 \x01(\r\x12\x13\n\x0bmax_wait_ms\x18\x03 \x01(\x01\x12\x16\n\x0equeue_capacity\x18\x04 \x01(\r\x12\x1d\n\x15max_texts_per_request\x18\x05 \x01(\r\x12\x12\n\nbulk_share\x18\x06 \x01(\x01\x12\x14\n\x0clive_pass_ms\x18\x07 \x01(\x01\x12\x15\n\rlive_grace_ms\x18\x08 \x01(\x01*\x93\x01\n\tPrecision\x12\x19\n\x15PRECISION_UNSPECIFIED\x10\x00\x12\x15\n\x11PRECISION_FLOAT32\x10\x01\x12\x12\n\x0ePRECISION_INT8\x10\x02\x12\x13\n\x0fPRECISION_UINT8\x10\x03\x12\x14\n\x10PRECISION_BINARY\x10\x04\x12\x15\n\x11PRECISION_UBINARY\x10\x05\x32\xef\x01\n\x0e\x45ncoderService\x12:\n\x05\x45mbed\x12\x17.recsys.v1.EmbedRequest\x1a\x18.recsys.v1.EmbedResponse\x12P\n\x0b\x45mbedStream\x12\x1d.recsys.v1.EmbedStreamRequest\x1a\x1e.recsys.v1.EmbedStreamResponse(\x01\x30\x01\x12O\n\x0cGetModelInfo\x12\x1e.recsys.v1.GetModelInfoRequest\x1a\x1f.recsys.v1.GetModelInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,8 +33,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_BEHAVIORMODELINFO_BLENDWEIGHTSENTRY']._loaded_options = None
   _globals['_BEHAVIORMODELINFO_BLENDWEIGHTSENTRY']._serialized_options = b'8\001'
-  _globals['_PRECISION']._serialized_start=1331
-  _globals['_PRECISION']._serialized_end=1478
+  _globals['_BEHAVIORMODELINFO_EVENTTYPEWEIGHTSENTRY']._loaded_options = None
+  _globals['_BEHAVIORMODELINFO_EVENTTYPEWEIGHTSENTRY']._serialized_options = b'8\001'
+  _globals['_PRECISION']._serialized_start=1468
+  _globals['_PRECISION']._serialized_end=1615
   _globals['_EMBEDREQUEST']._serialized_start=39
   _globals['_EMBEDREQUEST']._serialized_end=203
   _globals['_EMBEDSTREAMREQUEST']._serialized_start=205
@@ -50,11 +52,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETMODELINFORESPONSE']._serialized_start=579
   _globals['_GETMODELINFORESPONSE']._serialized_end=788
   _globals['_BEHAVIORMODELINFO']._serialized_start=791
-  _globals['_BEHAVIORMODELINFO']._serialized_end=1116
-  _globals['_BEHAVIORMODELINFO_BLENDWEIGHTSENTRY']._serialized_start=1065
-  _globals['_BEHAVIORMODELINFO_BLENDWEIGHTSENTRY']._serialized_end=1116
-  _globals['_BATCHINGSETTINGS']._serialized_start=1119
-  _globals['_BATCHINGSETTINGS']._serialized_end=1328
-  _globals['_ENCODERSERVICE']._serialized_start=1481
-  _globals['_ENCODERSERVICE']._serialized_end=1720
+  _globals['_BEHAVIORMODELINFO']._serialized_end=1253
+  _globals['_BEHAVIORMODELINFO_BLENDWEIGHTSENTRY']._serialized_start=1145
+  _globals['_BEHAVIORMODELINFO_BLENDWEIGHTSENTRY']._serialized_end=1196
+  _globals['_BEHAVIORMODELINFO_EVENTTYPEWEIGHTSENTRY']._serialized_start=1198
+  _globals['_BEHAVIORMODELINFO_EVENTTYPEWEIGHTSENTRY']._serialized_end=1253
+  _globals['_BATCHINGSETTINGS']._serialized_start=1256
+  _globals['_BATCHINGSETTINGS']._serialized_end=1465
+  _globals['_ENCODERSERVICE']._serialized_start=1618
+  _globals['_ENCODERSERVICE']._serialized_end=1857
 # @@protoc_insertion_point(module_scope)
