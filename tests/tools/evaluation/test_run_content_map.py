@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,18 +56,23 @@ def synthetic(tmp_path: Path, settings: EncoderSettings) -> EventDataset:
     return data
 
 
+def small_config(cache_dir: Path, **changes: Any) -> EvalConfig:
+    """A quick evaluation: one small grid per baseline, few bootstrap resamples."""
+    options: dict[str, Any] = {
+        "cache_dir": cache_dir,
+        "progress": False,
+        "bootstrap": 50,
+        "als_factors": (8,),
+        "bpr_factors": (),
+        "ease_l2": (10.0, 100.0),
+        "rp3beta": ((0.5, 0.5),),
+    }
+    return EvalConfig(**{**options, **changes})
+
+
 def test_the_content_map_lifts_cold_items_under_the_same_fixed_weights(tmp_path: Path) -> None:
     settings = EncoderSettings(behavior_dims=8, blend_tuning_min_users=10)
-    config = EvalConfig(
-        cache_dir=tmp_path,
-        progress=False,
-        bootstrap=50,
-        als_factors=(8,),
-        bpr_factors=(),
-        ease_l2=(10.0,),
-        rp3beta=((0.5, 0.5),),
-        tune=False,
-    )
+    config = small_config(tmp_path, tune=False, ease_l2=(10.0,))
     # No fresh slots: the rows compared differ in the content map alone.
     recommender = RecommenderSettings(fresh_share=0.0)
     report = evaluate(config, settings, recommender, dataset=synthetic(tmp_path, settings))
@@ -78,15 +84,7 @@ def test_the_content_map_lifts_cold_items_under_the_same_fixed_weights(tmp_path:
 def test_the_content_map_row_pair_and_the_self_tuned_row(tmp_path: Path) -> None:
     settings = EncoderSettings(behavior_dims=8, blend_tuning_min_users=10)
     data = synthetic(tmp_path, settings)
-    config = EvalConfig(
-        cache_dir=tmp_path,
-        progress=False,
-        bootstrap=50,
-        als_factors=(8,),
-        bpr_factors=(),
-        ease_l2=(10.0, 100.0),
-        rp3beta=((0.5, 0.5),),
-    )
+    config = small_config(tmp_path)
 
     report = evaluate(config, settings, dataset=data)
 
