@@ -152,11 +152,16 @@ def fresh_case(
 
 
 def choose_fresh_gate(
-    cases: Sequence[FreshCase], k: int, tolerance: float = FRESH_NDCG_TOLERANCE, grid: Sequence[float] = FRESH_GATE_GRID
+    cases: Sequence[FreshCase],
+    k: int,
+    tolerance: float = FRESH_NDCG_TOLERANCE,
+    grid: Sequence[float] = FRESH_GATE_GRID,
+    reference: float | None = None,
 ) -> FreshGate:
     """The gate whose one fresh slot (the last of the top k, as exposure.with_fresh_share places it) wins the most
-    fresh hits while its mean NDCG@k stays within `tolerance` of no fresh slot at all; ties go to the stricter gate
-    (less exposure for nothing). With no validation user, or no gain, the strictest: 1."""
+    fresh hits while its mean NDCG@k stays within `tolerance` of `reference` (default: the NDCG@k with no fresh slot
+    at all); ties go to the stricter gate (less exposure for nothing). With no validation user, or no gain, the
+    strictest: 1, reported with its own slots (a fresh item that scores as well as the one it displaces)."""
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
 
     def ideal(relevant: int) -> float:
@@ -164,8 +169,8 @@ def choose_fresh_gate(
 
     base = np.array([float(case.top_hits @ discounts[: len(case.top_hits)]) / ideal(case.relevant) for case in cases])
     no_slot = float(base.mean()) if len(base) else 0.0
-    best = FreshGate(1.0, no_slot, no_slot, 0, 0)
-    for gate in sorted(grid, reverse=True):
+
+    def outcome(gate: float) -> FreshGate:
         ndcg = base.copy()
         hits = slots = 0
         for user, case in enumerate(cases):
@@ -175,9 +180,14 @@ def choose_fresh_gate(
             hits += int(case.fresh_hit)
             gain = float(case.top_hits[: k - 1] @ discounts[: k - 1]) + (discounts[k - 1] if case.fresh_hit else 0.0)
             ndcg[user] = gain / ideal(case.relevant)
-        mean = float(ndcg.mean()) if len(ndcg) else 0.0
-        if mean >= (1.0 - tolerance) * no_slot and hits > best.fresh_hits:
-            best = FreshGate(float(gate), mean, no_slot, hits, slots)
+        return FreshGate(float(gate), float(ndcg.mean()) if len(ndcg) else 0.0, no_slot, hits, slots)
+
+    floor = (1.0 - tolerance) * (no_slot if reference is None else reference)
+    best = outcome(1.0)
+    for gate in sorted(grid, reverse=True):
+        tried = outcome(gate)
+        if tried.ndcg >= floor and tried.fresh_hits > best.fresh_hits:
+            best = tried
     return best
 
 

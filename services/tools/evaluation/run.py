@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from recsys.encoder.interactions.behavior_refresh import RefreshPolicy
 from recsys.encoder.interactions.blend_tuning import (
+    FRESH_NDCG_TOLERANCE,
     FreshCase,
     FreshGate,
     TunedBlend,
@@ -150,6 +151,7 @@ class EvalReport:
     evidence: EvidenceChoice | None = None  # the content map's item evidence k chosen on validation (tuning on)
     contrast: ContrastChoice | None = None  # the event types' contrast chosen on validation (types of unlike weights)
     fresh_gate: FreshGate | None = None  # the fresh-slot gate chosen on validation (tuning on)
+    fresh_gate_held_against: float | None = None  # the map-less blend's validation NDCG@10 the gate kept to
     fresh_share: float = 0.0  # the recommender's fresh share the blended rows rank with
 
     @property
@@ -240,6 +242,7 @@ def evaluate(
     contrast: ContrastChoice | None = None
     gate: FreshGate | None = None
     unmapped_weights: ForYouWeights | None = None
+    held_against: float | None = None  # the best map-less blend's validation NDCG@10
     if config.tune:
         tuning_started = time.monotonic()
         validation_replay = _replay(prepared, validation.interactions, validation.split, config.progress)
@@ -255,8 +258,9 @@ def evaluate(
             update = {"behavior_item_evidence_k": evidence.k}
             prepared = replace(prepared, encoder=prepared.encoder.model_copy(update=update))
             # The best map-less blend the validation split finds: what the map is held against.
-            unmapped_weights, _ = tune_weights(prepared, config, validation, unmapped_replay)
-        weights, gate = tune_weights(prepared, config, validation, validation_replay)
+            unmapped_weights, unmapped_gate = tune_weights(prepared, config, validation, unmapped_replay)
+            held_against = unmapped_gate.no_slot_ndcg
+        weights, gate = tune_weights(prepared, config, validation, validation_replay, held_against)
         timings["tuning_s"] = time.monotonic() - tuning_started
 
     replay_started = time.monotonic()
@@ -390,6 +394,7 @@ def evaluate(
         evidence=evidence,
         contrast=contrast,
         fresh_gate=gate,
+        fresh_gate_held_against=held_against,
         fresh_share=share,
     )
 
@@ -638,9 +643,15 @@ def tune_weights(
     config: EvalConfig,
     validation: _Validation | None = None,
     replayed: ReplayResult | None = None,
+    held_against: float | None = None,
 ) -> tuple[ForYouWeights, FreshGate]:
     """The weights with the best NDCG@10 on a validation split made inside the training data only, with the
     fresh-slot gate chosen on the same users under them (blend_tuning.choose_fresh_gate, cold items as fresh).
+
+    `held_against`: the validation NDCG@10 of the best map-less blend. Given, the gate is chosen by the issue's
+    own rule for what carries cold items, the rule that chose the map's evidence k: the most cold hits while
+    NDCG@10 stays within NO_MAP_NDCG_TOLERANCE of that blend's (the refresh's tuner, which fits no map-less
+    model, holds the slot to its no-slot NDCG instead).
 
     Each evaluated user's training prefix is split again by the same protocol (its own last
     positives held out), so the test targets never influence the defaults. The candidates are the
@@ -678,7 +689,10 @@ def tune_weights(
     for user in validation.split.users:
         events, signals, excluded, targets = user_signals(user)
         cases.append(fresh_case(grid_scores(signals, [best], events)[0], ~excluded, cold, targets, K))
-    gate = choose_fresh_gate(cases, K)
+    if held_against is None:
+        gate = choose_fresh_gate(cases, K)
+    else:
+        gate = choose_fresh_gate(cases, K, NO_MAP_NDCG_TOLERANCE, reference=held_against)
     return replace(best, fresh_gate=gate.gate), gate
 
 
@@ -824,10 +838,15 @@ def _tuning_lines(report: EvalReport) -> list[str]:
         )
     if report.fresh_gate is not None:
         gate = report.fresh_gate
+        if report.fresh_gate_held_against is None:
+            rule = f"NDCG@10 within {FRESH_NDCG_TOLERANCE:.1%} of no slot's"
+        else:
+            held = report.fresh_gate_held_against
+            rule = f"NDCG@10 within {NO_MAP_NDCG_TOLERANCE:.0%} of the map-less blend's {held:.4f}"
         lines.append(
-            f"fresh slots: {report.fresh_share:.0%} of a feed, gate {gate.gate:g} chosen on validation "
-            f"({gate.fresh_hits} fresh hits in {gate.slots} slots; NDCG@10 {gate.ndcg:.4f} vs {gate.no_slot_ndcg:.4f} "
-            "without a slot)"
+            f"fresh slots: {report.fresh_share:.0%} of a feed, gate {gate.gate:g} chosen on validation (most cold "
+            f"hits with {rule}: {gate.fresh_hits} of {gate.slots} slots hit a held-out item; "
+            f"NDCG@10 {gate.ndcg:.4f} vs {gate.no_slot_ndcg:.4f} without a slot)"
         )
     return lines
 

@@ -229,6 +229,22 @@ def test_the_fresh_gate_takes_the_hits_a_slot_wins_but_never_pays_more_ndcg_than
     assert choose_fresh_gate(cases, k=2, tolerance=0.5).gate == 0.95
 
 
+def test_the_fresh_gate_may_be_held_to_another_blend_s_ndcg() -> None:
+    # k = 2. A slot that wins one hit (of two relevant) but displaces another user's only hit: it costs NDCG against
+    # no slot, so held to no slot's NDCG it is refused; held to a weaker reference (a blend without the content
+    # map, say), given.
+    cases = [
+        case([False, False], last=1.0, fresh=0.9, fresh_hit=True, relevant=2),
+        case([False, True], last=1.0, fresh=0.9, fresh_hit=False),
+    ]
+    assert choose_fresh_gate(cases, k=2, tolerance=0.0).gate == 1.0
+    no_slot = choose_fresh_gate(cases, k=2, tolerance=0.0).no_slot_ndcg
+    held = choose_fresh_gate(cases, k=2, tolerance=0.0, reference=0.5 * no_slot)
+    assert held.gate == 0.9 and held.fresh_hits == 1 and held.slots == 2
+    # Still never below the reference's floor.
+    assert choose_fresh_gate(cases, k=2, tolerance=0.0, reference=1.1 * no_slot).gate == 1.0
+
+
 def test_a_fresh_slot_that_wins_nothing_is_not_given() -> None:
     cases = [case([True, False], last=1.0, fresh=0.99, fresh_hit=False), case([False, False], 1.0, 0.2, False)]
     gate = choose_fresh_gate(cases, k=2)

@@ -109,6 +109,11 @@ def test_the_content_map_row_pair_and_the_self_tuned_row(tmp_path: Path) -> None
     assert report.fresh_gate is not None and report.weights.fresh_gate == report.fresh_gate.gate
     assert f"content map item evidence k: {report.evidence.k:g}, chosen on validation" in text
     assert f"fresh slots: 10% of a feed, gate {report.fresh_gate.gate:g} chosen on validation" in text
+    # The gate answers to the map-less blend, as k does: a slot that costs more than 1% of its NDCG@10 is not given.
+    held_against = report.fresh_gate_held_against
+    assert held_against is not None and "within 1% of the map-less blend's" in text
+    gate = report.fresh_gate
+    assert gate.gate == 1.0 or gate.ndcg >= 0.99 * held_against
 
 
 def test_without_the_content_map_there_is_no_pair(tmp_path: Path) -> None:
