@@ -5,8 +5,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
-from qdrant_client import models
+from qdrant_client import AsyncQdrantClient, models
 
 from recsys.shared.points import ITEMS, ItemField
 from recsys.shared.settings import ConnectionSettings
@@ -99,3 +100,29 @@ async def test_embedded_store_ignores_a_server_layout(tmp_path: Path) -> None:
         await store.close()
 
     assert info.config.quantization_config is None
+
+
+async def test_vectors_written_as_arrays_read_back_as_written_lists_do_after_a_reopen(tmp_path: Path) -> None:
+    store = VectorStore.connect("", tmp_path)
+    await store.ensure_collections(4, 2)
+    content, behavior = np.array([0.6, 0.0, 0.8, 0.0]), np.array([0.6, 0.8])
+    assert isinstance(store.vector_value(content), np.ndarray)  # embedded takes the array as it is
+    as_array = models.PointStruct.model_construct(
+        id=1, vector={"content": store.vector_value(content), "behavior": store.vector_value(behavior)}, payload={}
+    )
+    as_list = models.PointStruct(id=2, vector={"content": content.tolist(), "behavior": behavior.tolist()}, payload={})
+    await store.client.upsert(ITEMS, [as_array, as_list])
+    await store.close()
+
+    reopened = VectorStore.connect("", tmp_path)
+    try:
+        first, second = await reopened.client.retrieve(ITEMS, [1, 2], with_vectors=True)
+        assert first.vector == second.vector
+        assert first.vector["content"] == pytest.approx(content.tolist())  # type: ignore[index]
+    finally:
+        await reopened.close()
+
+
+def test_a_server_store_takes_vectors_as_lists() -> None:
+    store = VectorStore(AsyncQdrantClient(url="http://127.0.0.1:1"), "http://127.0.0.1:1")
+    assert store.vector_value(np.array([0.5, 0.25])) == [0.5, 0.25]

@@ -10,6 +10,7 @@ the stored point, someone else won and the update is recomputed from the new sta
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from collections.abc import Awaitable, Callable
 
@@ -28,6 +29,8 @@ class WriteConflict(RetryLater):
 _REVISION = REVISION.key
 
 
+# Shared, never changed by its users: built once per revision, as every guarded write asks for one.
+@functools.lru_cache(maxsize=4096)
 def revision_is(revision: int) -> models.Filter:
     """Points whose stored revision is `revision`; points written before revisions existed count as 0."""
     conditions: list[models.Condition] = [models.FieldCondition(key=_REVISION, match=models.MatchValue(value=revision))]

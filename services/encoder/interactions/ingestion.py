@@ -47,12 +47,13 @@ def stored_user(record: models.Record) -> UserProfile:
     )
 
 
-def user_vectors(profile: UserProfile) -> dict[str, Any]:
+def user_vectors(profile: UserProfile, value: Callable[[np.ndarray], Any] = np.ndarray.tolist) -> dict[str, Any]:
+    """The user's stored vectors by name, each as `value` makes it (VectorStore.vector_value for a write)."""
     vectors: dict[str, Any] = {}
     for name, accumulated in ((TASTE, profile.taste), (SESSION, profile.session), (BEHAVIOR, profile.behavior)):
         unit = accumulated.unit
         if unit is not None:
-            vectors[name] = unit.tolist()
+            vectors[name] = value(unit)
     return vectors
 
 
@@ -353,7 +354,7 @@ class InteractionIngestion:
             own = {item_id: versions[item_id] for item_id in _history_items(profile) if item_id in versions}
             version = newest_version(own)
             profile.refresh_behavior(of_version(behaviors, own, version), version, self._rules)
-            vectors = user_vectors(profile)
+            vectors = user_vectors(profile, self._store.vector_value)
             # Built without pydantic's element-by-element check of ~800 floats: they are the profile's own
             # finite unit vectors, and embedded Qdrant checks dimensions and NaNs again on upsert.
             point = models.PointStruct.model_construct(id=pids[user_id], vector=vectors, payload=profile.payload())
