@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -18,6 +18,7 @@ from qdrant_client import AsyncQdrantClient, models
 from qdrant_client.local.payload_filters import check_filter
 
 from recsys.shared.embedded_commits import group_commits
+from recsys.shared.embedded_reads import local_points, read_points
 from recsys.shared.logs import log_event
 from recsys.shared.points import ITEMS, MODELS, USERS, collection_vectors, payload_indexes
 
@@ -148,6 +149,8 @@ class VectorStore:
         self.location = location
         self.embedded_sync = embedded_sync
         self.layout = layout or CollectionLayout()
+        # Told of each request the store serves without its client (embedded reads), as the client's are counted.
+        self.on_request: Callable[[str], None] = lambda op: None
 
     @classmethod
     def connect(
@@ -207,6 +210,26 @@ class VectorStore:
             for key, index in payload_indexes(collection):
                 await self.client.create_payload_index(collection, key, models.PayloadSchemaType(index))
 
+    async def retrieve(
+        self,
+        collection: str,
+        ids: Sequence[str],
+        with_payload: bool | Sequence[str] = True,
+        with_vectors: bool | Sequence[str] = False,
+    ) -> list[models.Record]:
+        """The points of `ids` that exist, as the client's retrieve gives them, but each vector may be a numpy array.
+
+        Embedded, they are read from the collection's own arrays (recsys.shared.embedded_reads), which skips
+        local mode's per-point Record validation, vector-to-list conversion and payload deep copy.
+        """
+        if self.embedded:
+            local = local_points(self.client, collection)
+            records = read_points(local, ids, with_payload, with_vectors) if local is not None else None
+            if records is not None:
+                self.on_request("retrieve")
+                return records
+        return await self.client.retrieve(collection, ids, with_payload=with_payload, with_vectors=with_vectors)
+
     async def set_payload_where(
         self, collection: str, point: str, payload: dict[str, Any], condition: models.Filter
     ) -> None:
@@ -243,9 +266,7 @@ class VectorStore:
             ids = [write.point for write in payloads]
             # Only the fields the conditions test: local mode deep-copies every payload it returns.
             tested = condition_keys([write.condition for write in payloads])
-            records = await self.client.retrieve(
-                collection, ids, with_payload=True if tested is None else (tested or False), with_vectors=False
-            )
+            records = await self.retrieve(collection, ids, with_payload=True if tested is None else (tested or False))
             stored = {str(record.id): record for record in records}
             for write in payloads:
                 record = stored.get(write.point)

@@ -32,6 +32,7 @@ def count_store_calls(store: VectorStore, registry: CollectorRegistry) -> Counte
         if method is not None:
             calls.labels(op)
             setattr(store.client, op, _counted(method, calls.labels(op).inc))
+    store.on_request = lambda op: calls.labels(op).inc()
     return calls
 
 

@@ -33,12 +33,12 @@ from recsys.shared.store import GuardedPayload, GuardedPoint, VectorStore
 _log = logging.getLogger(__name__)
 
 
-def _vector(record: models.Record, name: str) -> list[float] | None:
+def _vector(record: models.Record, name: str) -> np.ndarray | None:
     vectors: Any = record.vector
     if not isinstance(vectors, dict):
         return None
     value = vectors.get(name)
-    return list(value) if value is not None else None
+    return np.asarray(value, dtype=np.float64) if value is not None else None
 
 
 def stored_user(record: models.Record) -> UserProfile:
@@ -239,7 +239,7 @@ class InteractionIngestion:
         Reports on each entry its item's content vector (None outside the catalog) or its deletion.
         """
         pids = {item_id: point_id(item_id) for item_id in todo}
-        records = await self._store.client.retrieve(
+        records = await self._store.retrieve(
             ITEMS,
             list(pids.values()),
             with_payload=keys([*ItemField.ACTIVITY, ItemField.IN_CATALOG, ItemField.DELETED_AT]),
@@ -261,8 +261,7 @@ class InteractionIngestion:
                 activity = ItemActivity(popularity_ts=events[0].ts)
             else:
                 activity = ItemActivity.from_stored(record.payload or {})
-                content_values = _vector(record, CONTENT)
-                content = np.asarray(content_values, dtype=np.float64) if content_values is not None else None
+                content = _vector(record, CONTENT)
                 for pending in events:
                     pending.content = content
             expected = activity.revision
@@ -318,7 +317,7 @@ class InteractionIngestion:
         if not written:
             return set()
         pids = {subject: point_id(subject) for subject in written}
-        records = await self._store.client.retrieve(collection, list(pids.values()), with_payload=keys([field]))
+        records = await self._store.retrieve(collection, list(pids.values()), with_payload=keys([field]))
         stored = {str(record.id): set(field.read(record.payload)) for record in records}
         return {
             subject for subject, event_ids in written.items() if not set(event_ids) <= stored.get(pids[subject], set())
@@ -327,7 +326,7 @@ class InteractionIngestion:
     async def _update_users(self, todo: dict[str, list[_Pending]], outcomes: dict[str, _UserOutcome]) -> set[str]:
         """Applies each user's events in order; returns the users whose write another writer beat."""
         pids = {user_id: point_id(user_id) for user_id in todo}
-        records = await self._store.client.retrieve(USERS, list(pids.values()), with_payload=True, with_vectors=True)
+        records = await self._store.retrieve(USERS, list(pids.values()), with_payload=True, with_vectors=True)
         stored = {str(record.id): record for record in records}
         changed: dict[str, tuple[UserProfile, int, bool]] = {}
         for user_id, events in todo.items():
@@ -393,7 +392,7 @@ class InteractionIngestion:
         return await self._behaviors_of(item_ids)
 
     async def _behaviors_of(self, item_ids: list[str]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
-        records = await self._store.client.retrieve(
+        records = await self._store.retrieve(
             ITEMS,
             [point_id(item_id) for item_id in item_ids],
             with_payload=keys([ItemField.ITEM_ID, ItemField.BEHAVIOR_VERSION]),
@@ -405,7 +404,7 @@ class InteractionIngestion:
             values = _vector(record, BEHAVIOR)
             item_id, version = ItemField.ITEM_ID.read(record.payload), ItemField.BEHAVIOR_VERSION.read(record.payload)
             if values is not None and item_id and version is not None:
-                behaviors[item_id] = np.asarray(values, dtype=np.float64)
+                behaviors[item_id] = values
                 versions[item_id] = version
         return behaviors, versions
 

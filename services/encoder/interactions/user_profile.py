@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -47,9 +47,9 @@ class UserProfile:
     def from_stored(
         cls,
         payload: Mapping[str, Any],
-        taste: list[float] | None = None,
-        session: list[float] | None = None,
-        behavior: list[float] | None = None,
+        taste: Sequence[float] | None = None,
+        session: Sequence[float] | None = None,
+        behavior: Sequence[float] | None = None,
     ) -> UserProfile:
         """Rebuilds the profile from a stored payload and its unit vectors (None where absent)."""
         return cls(

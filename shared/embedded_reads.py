@@ -1,0 +1,94 @@
+"""Point reads from embedded Qdrant without qdrant-client's per-point Record building.
+
+Local mode's `retrieve` validates a pydantic Record per point, turns every stored vector into a list
+of Python floats and deep-copies the payload; in the interactions role that was a fifth of its CPU,
+for vectors the role turns straight back into arrays. `read_points` reads the same points from the
+local collection's own arrays: each vector a numpy copy, each payload value copied as the JSON value
+it is. Its answers match `retrieve`'s (tests/shared/test_embedded_reads.py) but for the vectors'
+type.
+
+Reaches into qdrant-client's local mode, like recsys.shared.embedded_commits: where a collection is
+not laid out as expected, or the read asks for what only the client knows (nested payload keys,
+selectors, sparse or multi-vectors), `local_points` or `read_points` answers None and the caller
+uses the client's own retrieve.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from qdrant_client import models
+from qdrant_client.local.utils import normalize_point_id
+
+# The name of a collection's one unnamed vector in local mode, which retrieve returns bare.
+_UNNAMED = ""
+# What the reads below use of a LocalCollection; any missing means another layout.
+_LAYOUT = ("ids", "deleted", "payload", "vectors", "deleted_per_vector", "sparse_vectors", "multivectors")
+
+
+def local_points(client: Any, collection: str) -> Any | None:
+    """The local collection behind an embedded AsyncQdrantClient, or None (a server, or an unknown layout)."""
+    collections = getattr(getattr(client, "_client", None), "collections", None)
+    if not isinstance(collections, dict):
+        return None
+    local = collections.get(collection)
+    if local is None or not all(hasattr(local, name) for name in _LAYOUT):
+        return None
+    return local
+
+
+def read_points(
+    local: Any,
+    ids: Sequence[str | int],
+    with_payload: bool | Sequence[str] = True,
+    with_vectors: bool | Sequence[str] = False,
+) -> list[models.Record] | None:
+    """The points of `ids` that exist, in the order asked, as `retrieve` gives them but with numpy vectors.
+
+    `with_payload`: all of it, none, or top-level keys; `with_vectors`: all dense vectors, none, or
+    some by name. None when the read needs more than that (the caller then asks the client).
+    """
+    if not isinstance(with_payload, bool) and any("." in key or "[" in key for key in with_payload):
+        return None  # nested paths: the client's selector semantics
+    if local.sparse_vectors or local.multivectors:
+        return None
+    if with_vectors is True:
+        names: list[str] = list(local.vectors)
+    elif with_vectors is False:
+        names = []
+    else:
+        names = list(with_vectors)
+        if any(name not in local.vectors for name in names):
+            return None  # the client's error for an unknown vector name
+    records: list[models.Record] = []
+    for point_id in ids:
+        key = normalize_point_id(point_id)
+        idx = local.ids.get(key)
+        if idx is None or local.deleted[idx] == 1:
+            continue
+        stored = local.payload[idx]
+        if with_payload is True:
+            payload: dict[str, Any] | None = _json_copy(stored)
+        elif with_payload is False:
+            payload = None
+        else:
+            payload = {name: _json_copy(stored[name]) for name in with_payload if name in stored}
+        vectors: Any = None
+        if with_vectors is not False:
+            vectors = {
+                name: local.vectors[name][idx].copy() for name in names if not local.deleted_per_vector[name][idx]
+            }
+            if len(vectors) == 1 and _UNNAMED in vectors:
+                vectors = vectors[_UNNAMED]
+        records.append(models.Record.model_construct(id=key, payload=payload, vector=vectors))
+    return records
+
+
+def _json_copy(value: Any) -> Any:
+    """A copy of a JSON value (what local mode stores as payload): a fraction of deepcopy's cost, no memo needed."""
+    if isinstance(value, dict):
+        return {key: _json_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_copy(item) for item in value]
+    return value
