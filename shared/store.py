@@ -18,7 +18,7 @@ from qdrant_client import AsyncQdrantClient, models
 from qdrant_client.local.payload_filters import check_filter
 
 from recsys.shared.embedded_commits import group_commits
-from recsys.shared.embedded_reads import local_points, read_points
+from recsys.shared.embedded_reads import StoredPoint, local_points, read_points
 from recsys.shared.logs import log_event
 from recsys.shared.points import ITEMS, MODELS, USERS, collection_vectors, payload_indexes
 
@@ -216,7 +216,7 @@ class VectorStore:
         ids: Sequence[str],
         with_payload: bool | Sequence[str] = True,
         with_vectors: bool | Sequence[str] = False,
-    ) -> list[models.Record]:
+    ) -> list[StoredPoint]:
         """The points of `ids` that exist, as the client's retrieve gives them, but each vector may be a numpy array.
 
         Embedded, they are read from the collection's own arrays (recsys.shared.embedded_reads), which skips
@@ -228,7 +228,10 @@ class VectorStore:
             if records is not None:
                 self.on_request("retrieve")
                 return records
-        return await self.client.retrieve(collection, ids, with_payload=with_payload, with_vectors=with_vectors)
+        payload = with_payload if isinstance(with_payload, bool) else list(with_payload)
+        vectors = with_vectors if isinstance(with_vectors, bool) else list(with_vectors)
+        records = await self.client.retrieve(collection, ids, with_payload=payload, with_vectors=vectors)
+        return [StoredPoint(record.id, record.payload, record.vector) for record in records]
 
     async def set_payload_where(
         self, collection: str, point: str, payload: dict[str, Any], condition: models.Filter

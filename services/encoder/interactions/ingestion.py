@@ -24,6 +24,7 @@ from recsys.encoder.interactions.user_behavior import newest_version, of_version
 from recsys.encoder.interactions.user_profile import UserProfile
 from recsys.encoder.keyed_locks import KeyedLocks
 from recsys.encoder.notices import NoticePublisher, notice
+from recsys.shared.embedded_reads import StoredPoint
 from recsys.shared.events import DEFAULT_MAX_FUTURE_S, Interaction, parse_interaction
 from recsys.shared.ids import point_id
 from recsys.shared.logs import log_event
@@ -33,7 +34,7 @@ from recsys.shared.store import GuardedPayload, GuardedPoint, VectorStore
 _log = logging.getLogger(__name__)
 
 
-def _vector(record: models.Record, name: str) -> np.ndarray | None:
+def _vector(record: StoredPoint | models.Record, name: str) -> np.ndarray | None:
     vectors: Any = record.vector
     if not isinstance(vectors, dict):
         return None
@@ -41,7 +42,7 @@ def _vector(record: models.Record, name: str) -> np.ndarray | None:
     return np.asarray(value, dtype=np.float64) if value is not None else None
 
 
-def stored_user(record: models.Record) -> UserProfile:
+def stored_user(record: StoredPoint | models.Record) -> UserProfile:
     return UserProfile.from_stored(
         record.payload or {}, _vector(record, TASTE), _vector(record, SESSION), _vector(record, BEHAVIOR)
     )
