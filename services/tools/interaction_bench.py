@@ -42,11 +42,13 @@ from redis.asyncio import Redis
 from recsys.encoder.text.catalog import new_item_payload
 from recsys.shared.events import Interaction, InteractionType, ItemUpserted, to_fields
 from recsys.shared.ids import point_id
-from recsys.shared.points import CONTENT, ITEMS
+from recsys.shared.points import BEHAVIOR, CONTENT, ITEMS, ItemField
 from recsys.shared.store import VectorStore
 from recsys.tools.service_process import ServiceProcess, free_port, sample
 
 _PUBLISH_CHUNK = 500
+# The behavior space's default dimensions (RECSYS_BEHAVIOR_DIMS), which the role reads from its settings.
+BEHAVIOR_DIMS = 64
 _PROBE_EVERY = 10
 
 
@@ -163,22 +165,28 @@ async def redis_for_bench(redis_url: str | None) -> AsyncIterator[str]:
 
 
 async def write_catalog(data_dir: Path, items: int, seed: int = 0) -> None:
-    """What the text role leaves behind: the collections, and items with (here random) content vectors."""
+    """What the text role and a behavior refresh leave behind: the collections, and items with (here random)
+    content vectors and behavior vectors of model version 1, so that every interaction folds its user's behavior
+    vector from the items of their history, as it does in production."""
     store = VectorStore.connect("", data_dir)
     try:
-        await store.ensure_collections(384, 64)
+        await store.ensure_collections(384, BEHAVIOR_DIMS)
         rng = np.random.default_rng(seed)
         now = time.time()
         for start in range(0, items, 500):
             points = []
             for n in range(start, min(items, start + 500)):
-                vector = rng.standard_normal(384)
+                content, behavior = rng.standard_normal(384), rng.standard_normal(BEHAVIOR_DIMS)
                 item_id = f"item-{n}"
                 payload = new_item_payload(ItemUpserted(item_id=item_id, title=item_id, version=1), now)
+                payload[ItemField.BEHAVIOR_VERSION.key] = 1
                 points.append(
                     models.PointStruct(
                         id=point_id(item_id),
-                        vector={CONTENT: (vector / np.linalg.norm(vector)).tolist()},
+                        vector={
+                            CONTENT: (content / np.linalg.norm(content)).tolist(),
+                            BEHAVIOR: (behavior / np.linalg.norm(behavior)).tolist(),
+                        },
                         payload=payload,
                     )
                 )
