@@ -22,8 +22,8 @@ class ContentMapSettings(ConnectionSettings):
         description="An item with n interactions (distinct users in the behavior log) keeps n/(n+k) of its observed"
         " behavior vector and takes the rest from its content (the rule of RECSYS_BEHAVIOR_EVIDENCE_K; 0: observed"
         " vectors are kept as they are). Default: the content map's minimum evidence, so an item is half its own"
-        " exactly where its interactions start to be trusted to teach the map. `recsys eval` chooses it on its"
-        " validation split (0, 1, 3, 10) and prints the choice: set what it chose on your data.",
+        " exactly where its interactions start to be trusted to teach the map. With blend self-tuning on, each"
+        " refresh chooses k among 0, 1, 3, 10 on its validation split; this is the tie-break and what runs untuned.",
     )
     behavior_content_min_evidence: int = Field(
         3,

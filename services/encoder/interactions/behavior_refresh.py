@@ -13,9 +13,10 @@ A Redis lock keeps two encoder processes from refreshing at once.
 With the content map on (content_map.py), the refresh also reads every catalog item's content
 vector, learns a map from content to behavior vectors on the warm items, saves it as the new
 version's model record (recsys.shared.behavior_models) before writing any item, and writes a
-vector for every item with content: observed and inferred blended by the item's evidence, so
-items with few or no interactions are carried by their content. Items whose stale vector it finds
-afterwards (an item.upserted that landed meanwhile) get their inferred vector instead of none.
+vector for every item with content: observed and inferred blended by the item's evidence (with the
+item evidence constant k the tuner chose, when it tunes), so items with few or no interactions are
+carried by their content. Items whose stale vector it finds afterwards (an item.upserted that landed
+meanwhile) get their inferred vector instead of none.
 
 With each item's vector the refresh writes its successors (successors.py: what followed it in
 users' histories, for ForYou's sequence signal), from the same log it factorized; an item the new
@@ -29,7 +30,7 @@ import contextlib
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -43,11 +44,17 @@ from recsys.encoder.interactions.behavior_model import (
     InteractionMatrixBuilder,
     ItemFactors,
 )
-from recsys.encoder.interactions.blend_tuning import TunedBlend, TuningPlan
+from recsys.encoder.interactions.blend_tuning import TuningPlan
 from recsys.encoder.interactions.compare_and_set import revision_is, with_retries
 from recsys.encoder.interactions.factorizer import Factorizer, InProcessFactorizer
 from recsys.encoder.interactions.ingestion import stored_user, user_vectors
-from recsys.encoder.interactions.refresh_tuning import BlendTuning, ModelFit, blend_record, tune_on_log
+from recsys.encoder.interactions.refresh_tuning import (
+    BlendTuning,
+    ModelFit,
+    RefreshTuning,
+    blend_record,
+    tune_on_log,
+)
 from recsys.encoder.interactions.rules import InteractionRules
 from recsys.encoder.interactions.type_weights import TypeWeighting
 from recsys.encoder.notices import NoticePublisher, notice
@@ -104,6 +111,8 @@ class RefreshReport:
     blend_tuning: dict[str, float] | None = None
     # Each configured interaction type's weight in the model this refresh fit (type_weights.py).
     event_type_weights: dict[str, float] | None = None
+    # The content map's item evidence constant k the model was fit with (None: no content map).
+    item_evidence_k: float | None = None
 
 
 @dataclass(frozen=True)
@@ -243,31 +252,37 @@ class BehaviorRefresh:
             needs_content = self.policy.content_map or self._blend_tuning.enabled
             catalog = await self._read_content() if needs_content else CatalogContent.empty()
             read_done = time.monotonic()
-            # Tuned first: it chooses the blend weights and how much each interaction type counts in the model.
-            tuned: TunedBlend | None = None
-            weighting = self.policy.type_weighting
+            # Tuned first: it chooses the blend weights, how much each interaction type counts in the model and
+            # the content map's item evidence k.
+            configured = self._model_fit()
+            chosen = RefreshTuning(None, configured.type_weighting, configured.item_evidence_k)
             if self._blend_tuning.enabled:
                 self.phase = "tuning"
-                tuned, weighting = await asyncio.to_thread(
+                chosen = await asyncio.to_thread(
                     tune_on_log,
                     entries,
                     catalog.item_ids,
                     catalog.vectors,
-                    self._model_fit(),
+                    configured,
                     self._rules,
                     self._blend_tuning,
                 )
             self.phase = "factorizing"
-            model = replace(self._model_fit(), type_weighting=weighting)
+            model = chosen.model(configured)
+            # The map saved below records the k it was fit with: the chosen one.
             factors, content_map = await asyncio.to_thread(fit, model, entries, catalog, version)
             successors = await asyncio.to_thread(item_successors, entries, self.policy)
             del catalog
             fitted = time.monotonic()
             self.phase = "writing"
             # Before any item: an item.upserted from now on infers its vector with this version's map.
+            tuned, weighting = chosen.blend, chosen.type_weighting
             blend_weights, blend_tuning = blend_record(tuned, self._blend_tuning)
             if weighting.configured:
                 blend_tuning = {**blend_tuning, "event_type_contrast": weighting.contrast}
+            if model.content_map:
+                evidence = chosen.evidence.as_record() if chosen.evidence is not None else {}
+                blend_tuning = {**blend_tuning, "item_evidence_k": model.item_evidence_k, **evidence}
             # Untuned, the record holds no weights: each recommender then ranks with its own configuration.
             record = BehaviorModelRecord(
                 version,
@@ -294,6 +309,7 @@ class BehaviorRefresh:
             blend_weights=blend_weights,
             blend_tuning=blend_tuning,
             event_type_weights=weighting.weights() or None,
+            item_evidence_k=model.item_evidence_k if model.content_map else None,
         )
 
     def _model_fit(self) -> ModelFit:

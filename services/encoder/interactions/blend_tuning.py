@@ -11,6 +11,8 @@ The same users then choose the fresh-slot gate (ForYouWeights.fresh_gate) under 
 reserved slot at the end of the top k goes to the best fresh item (few positive events) only where it
 scores within the gate of the item it displaces, and the gate kept is the one whose slots win the most
 held-out fresh items for at most FRESH_NDCG_TOLERANCE of NDCG@k; a slot that wins nothing is not given.
+Under the chosen weights and gate it also counts the held-out fresh items the top k wins (slot or not): what
+the refresh's tuner weighs the content map's item evidence constants by (refresh_tuning.py).
 
 Pure logic (numpy and the update/blend code): the refresh and the offline evaluation both call it.
 """
@@ -90,6 +92,8 @@ class TunedBlend:
     popularity_ndcg: float
     # The fresh-slot gate's choice (weights.fresh_gate) on the same users; None when it was not tuned.
     fresh: FreshGate | None = None
+    # Held-out fresh items in the validation users' top k under these weights and gate, the fresh slot included.
+    fresh_target_hits: int = 0
 
     def as_record(self) -> dict[str, float]:
         """Flat figures for the model record and the metrics."""
@@ -98,6 +102,7 @@ class TunedBlend:
             "ndcg": self.ndcg,
             "defaults_ndcg": self.defaults_ndcg,
             "popularity_ndcg": self.popularity_ndcg,
+            "fresh_target_hits": float(self.fresh_target_hits),
             **(self.fresh.as_record() if self.fresh is not None else {}),
         }
 
@@ -112,6 +117,8 @@ class FreshCase:
     last_score: float
     fresh_score: float
     fresh_hit: bool
+    # bool per rank of the top k: a fresh item (None: not known; counted as none).
+    top_fresh: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -143,12 +150,26 @@ def fresh_case(
     order = rows[np.lexsort((rows, -values))]
     top = order[:k]
     is_target = np.isin(top, targets)
+    is_fresh = np.asarray(fresh[top], dtype=bool)
     relevant = len(targets) if relevant is None else relevant
     outside = order[k:][fresh[order[k:]]]
-    if len(top) < k or fresh[top].any() or not len(outside):
-        return FreshCase(is_target, relevant, -math.inf, math.nan, False)
+    if len(top) < k or is_fresh.any() or not len(outside):
+        return FreshCase(is_target, relevant, -math.inf, math.nan, False, is_fresh)
     best = int(outside[0])
-    return FreshCase(is_target, relevant, float(scores[top[-1]]), float(scores[best]), bool(np.isin(best, targets)))
+    fresh_score, fresh_hit = float(scores[best]), bool(np.isin(best, targets))
+    return FreshCase(is_target, relevant, float(scores[top[-1]]), fresh_score, fresh_hit, is_fresh)
+
+
+def fresh_target_hits(cases: Sequence[FreshCase], gate: float) -> int:
+    """Held-out fresh items the users' top k win under `gate`: the fresh slot's hit where the gate gives it one
+    (a case offers a slot only with no fresh item in its top k), else the fresh targets ranked there already."""
+    hits = 0
+    for case in cases:
+        if not math.isnan(case.fresh_score) and worth_a_slot(np.array([case.fresh_score]), case.last_score, gate)[0]:
+            hits += int(case.fresh_hit)
+        elif case.top_fresh is not None:
+            hits += int((case.top_hits & case.top_fresh).sum())
+    return hits
 
 
 def choose_fresh_gate(
@@ -248,12 +269,16 @@ def tune_blend(
     rules: InteractionRules,
     fit_factors: Callable[[EventColumns], ItemFactors],
     plan: TuningPlan = TuningPlan(),
+    replayed: dict[int, UserProfile] | None = None,
 ) -> TunedBlend | None:
     """The best weights on a validation split of `events`; None when there are too few users to tell.
 
     `content` holds a content vector per row of `events.item_ids` (rows without one: has_content
     False); those items are the candidates. `fit_factors` fits the collaborative model the refresh
-    would fit (content map included), here on the training part only.
+    would fit (content map included), here on the training part only. `replayed`: where the validation
+    users' replayed profiles are kept between calls on the same events, content, rules and plan (the
+    caller's promise), which split and replay them the same way whatever model is fit: empty, this call
+    fills it; filled, it skips the replay. Each call gives the profiles its own model's behavior vectors.
     """
     split = validation_split(events, plan)
     if len(split.targets) < plan.min_users:
@@ -273,7 +298,12 @@ def tune_blend(
     shortlisted: list[tuple[dict[str, np.ndarray], int, np.ndarray, np.ndarray, int]] = []
     for user in sorted(split.targets, key=lambda u: split.cutoff[u]):
         rows = by_user.get(user, np.zeros(0, dtype=np.int64))
-        profile = _replayed_profile(train, rows, content, has_content, rules)
+        profile = replayed.get(user) if replayed is not None else None
+        if profile is None:
+            profile = _replayed_profile(train, rows, content, has_content, rules)
+            if replayed is not None:
+                replayed[user] = profile
+        # Replaces whatever behavior vector an earlier call's model gave it.
         profile.refresh_behavior(item_behaviors, 1, rules)
         query = UserQuery(profile.taste.unit, profile.session.unit, profile.behavior.unit, profile.event_count)
         prior = popularity_prior(popularity.at(split.cutoff[user]), plan.popularity_midpoint)
@@ -302,7 +332,8 @@ def tune_blend(
     ]
     gate = choose_fresh_gate(cases, plan.k)
     weights = replace(choices[best], fresh_gate=gate.gate)
-    return TunedBlend(weights, users, float(means[best]), float(means[0]), float(means[1]), gate)
+    won = fresh_target_hits(cases, gate.gate)
+    return TunedBlend(weights, users, float(means[best]), float(means[0]), float(means[1]), gate, won)
 
 
 def _candidates(item_ids: list[str], content: np.ndarray, has_content: np.ndarray, factors: ItemFactors) -> Candidates:
@@ -376,8 +407,19 @@ def grid_scores(signals: dict[str, np.ndarray], choices: list[ForYouWeights], ev
     """Scores of every candidate under every weight setting (rows): `blend` for all settings in one product."""
     names = [name for name in _SIGNALS if name in signals]
     values = np.vstack([np.nan_to_num(np.asarray(signals[name], dtype=np.float64), nan=0.0) for name in names])
-    weights = np.array([[choice.for_user(events)[name] for name in names] for choice in choices])
-    return weights @ values
+    return _weights_for_user(choices, events)[:, [_SIGNALS.index(name) for name in names]] @ values
+
+
+def _weights_for_user(choices: Sequence[ForYouWeights], events: int) -> np.ndarray:
+    """ForYouWeights.for_user of every setting (rows; columns in _SIGNALS order): the same arithmetic in one array
+    operation, since a dict per setting (over a thousand) and user cost more than scoring them."""
+    table = np.array([(c.behavior, c.taste, c.session, c.popularity, c.sequence, c.evidence_k) for c in choices])
+    behavior, taste, session, popularity, sequence, evidence_k = table.reshape(-1, 6).T
+    if (evidence_k <= 0).any():
+        raise ValueError(f"evidence_k must be positive, got {evidence_k.min()}")
+    count = float(max(0, events))
+    share = count / (count + evidence_k)
+    return np.column_stack([behavior * share, taste + behavior * (1.0 - share), session, popularity, sequence])
 
 
 def ndcg_rows(scores: np.ndarray, targets: np.ndarray, k: int, relevant: int | None = None) -> np.ndarray:

@@ -73,6 +73,12 @@ class InteractionMetrics:
             ["type"],
             registry=registry,
         )
+        self.item_evidence_k = Gauge(
+            "recsys_content_map_item_evidence_k",
+            "Item evidence constant k of the content map the last refresh written here fit with (an item's own vector"
+            " counts n/(n+k), n its interactions): the configured one, or the one its tuner chose",
+            registry=registry,
+        )
         self.blend_self_tuned = Gauge(
             "recsys_blend_self_tuned",
             "1 when the last refresh tuned the ForYou weights on recent events, 0 when it kept the configured ones",
@@ -113,6 +119,8 @@ class InteractionMetrics:
                 self.blend_validation_ndcg.labels(ranking).set(tuning[key])
         for kind, weight in (report.event_type_weights or {}).items():
             self.event_type_weight.labels(kind).set(weight)
+        if report.item_evidence_k is not None:
+            self.item_evidence_k.set(report.item_evidence_k)
 
     def refresh_failed(self) -> None:
         self.refresh_failures.inc()

@@ -213,4 +213,6 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
             popularity_ndcg=tuning.get("popularity_ndcg", 0.0),
             event_type_weights=record.event_type_weights or {},
             content_map=record.content_map is not None,
+            # The map's own record of the k it was fit with: older records hold no tuning figure for it.
+            item_evidence_k=float((record.content_map or {}).get("item_evidence_k", 0.0)),
         )

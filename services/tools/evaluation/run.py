@@ -35,10 +35,17 @@ from recsys.encoder.interactions.blend_tuning import (
     grid_scores,
     ndcg_rows,
 )
-from recsys.encoder.interactions.refresh_tuning import BlendTuning, tune_on_log
+from recsys.encoder.interactions.refresh_tuning import (
+    ITEM_EVIDENCE_GRID,
+    NO_MAP_NDCG_TOLERANCE,
+    BlendTuning,
+    ItemEvidenceChoice,
+    RefreshTuning,
+    tune_on_log,
+)
 from recsys.encoder.interactions.role import refresh_policy
 from recsys.encoder.interactions.rules import EventWeights, InteractionRules
-from recsys.encoder.interactions.type_weights import TYPE_CONTRASTS, TypeWeighting, weighted_types
+from recsys.encoder.interactions.type_weights import TYPE_CONTRASTS, weighted_types
 from recsys.encoder.settings import EncoderSettings
 from recsys.recommender.exposure import with_fresh_share
 from recsys.recommender.ranking import feed_order
@@ -81,11 +88,9 @@ TARGET_RATIO_EXPLICIT = 1.3
 TARGET_RATIO_IMPLICIT = 1.2
 OLD_COLD_HIT_RATE = 0.0044
 COLD_HIT_FACTOR = 3.0
-NO_MAP_NDCG_TOLERANCE = 0.01
 SELF_TUNED_TOLERANCE = 0.03
-# The content map's item evidence constants tried on validation (RECSYS_BEHAVIOR_ITEM_EVIDENCE_K): 0 keeps every
-# observed vector as it is (only never-interacted items are carried by content), then the map's own scale.
-ITEM_EVIDENCE_GRID = (0.0, 1.0, 3.0, 10.0)
+# The content map's item evidence constants (ITEM_EVIDENCE_GRID) and what the map may cost against the map-less
+# blend (NO_MAP_NDCG_TOLERANCE) are the refresh's tuner's own (refresh_tuning.py): both choose k by the same rule.
 _SETTINGS_PER_BLOCK = 64
 
 PRIMARY = "blended (tuned on validation)"
@@ -148,6 +153,10 @@ class EvalReport:
     content_map: bool = False  # whether the replay applied the content map (the encoder's setting)
     self_tuned: TunedBlend | None = None  # what the refresh's tuner chose on the replayed log (None: kept defaults)
     self_tuning_ran: bool = False  # whether the self-tuned row was scored at all (tuning on)
+    # The content map's item evidence k the self-tuned row's model was fit with (None: no map), and what the refresh's
+    # tuner scored each k with (None: it did not choose, e.g. too few users).
+    self_tuned_evidence_k: float | None = None
+    self_tuned_evidence: ItemEvidenceChoice | None = None
     evidence: EvidenceChoice | None = None  # the content map's item evidence k chosen on validation (tuning on)
     contrast: ContrastChoice | None = None  # the event types' contrast chosen on validation (types of unlike weights)
     fresh_gate: FreshGate | None = None  # the fresh-slot gate chosen on validation (tuning on)
@@ -301,13 +310,16 @@ def evaluate(
         if unmapped_weights is not None:
             methods.append(blend_row(NO_MAP_RETUNED, unmapped_weights, unmapped, fresh_share=0.0))
     self_tuned: TunedBlend | None = None
+    self_evidence_k: float | None = None
+    self_evidence: ItemEvidenceChoice | None = None
     if config.tune:
         self_started = time.monotonic()
-        self_tuned, self_types = self_tune(prepared, replayed)
-        if self_types != policy.type_weighting:  # it chose another contrast: its model is another fit
-            self_replayed = refit(replayed, replace(policy, type_weighting=self_types), prepared.rules)
-        else:
-            self_replayed = replayed
+        chosen = self_tune(prepared, replayed)
+        self_tuned, self_types, self_evidence_k = chosen.blend, chosen.type_weighting, chosen.item_evidence_k
+        self_evidence = chosen.evidence
+        self_policy = replace(policy, type_weighting=self_types, item_evidence_k=self_evidence_k)
+        # It chose another contrast or k: its model is another fit.
+        self_replayed = replayed if self_policy == policy else refit(replayed, self_policy, prepared.rules)
         timings["self_tuning_s"] = time.monotonic() - self_started
         self_weights = self_tuned.weights if self_tuned is not None else defaults
         methods.append(blend_row(SELF_TUNED, self_weights, self_replayed))
@@ -390,6 +402,8 @@ def evaluate(
         implicit=implicit,
         content_map=policy.content_map,
         self_tuned=self_tuned,
+        self_tuned_evidence_k=self_evidence_k if policy.content_map else None,
+        self_tuned_evidence=self_evidence,
         self_tuning_ran=config.tune,
         evidence=evidence,
         contrast=contrast,
@@ -404,11 +418,11 @@ def content_only_weights() -> ForYouWeights:
     return ForYouWeights(behavior=0.0, taste=1.0, session=0.0, popularity=0.0, evidence_k=1.0, sequence=0.0)
 
 
-def self_tune(prepared: _Prepared, replayed: ReplayResult) -> tuple[TunedBlend | None, TypeWeighting]:
+def self_tune(prepared: _Prepared, replayed: ReplayResult) -> RefreshTuning:
     """What a fresh deployment's refresh would choose on the replayed training log: the refresh's own tuner
     (tune_on_log) on the behavior log the replay wrote, fitting its validation model as the refresh fits (content
-    map included), from the recommender's weights as defaults: its blend (None: too few users, the defaults stay)
-    and the interaction types' weighting its model is fit with."""
+    map included), from the recommender's weights as defaults: its blend (None: too few users, the defaults stay),
+    the interaction types' weighting and the content map's item evidence k its model is fit with."""
     recommender, encoder = prepared.recommender, prepared.encoder
     tuning = BlendTuning(
         enabled=True,
@@ -888,8 +902,22 @@ def _self_tuning_lines(report: EvalReport, primary: MethodResult) -> list[str]:
     return [
         f"self-tuned (fresh deployment) NDCG@10 {self_tuned.ndcg.mean():.4f} vs offline-tuned "
         f"{primary.ndcg.mean():.4f}: ×{ratio:.3f}, no more than {SELF_TUNED_TOLERANCE:.0%} below: "
-        f"{'met' if ratio >= 1.0 - SELF_TUNED_TOLERANCE else 'NOT met'}; {chosen}"
+        f"{'met' if ratio >= 1.0 - SELF_TUNED_TOLERANCE else 'NOT met'}; {chosen}{_self_evidence_text(report)}"
     ]
+
+
+def _self_evidence_text(report: EvalReport) -> str:
+    """The content map's item evidence k the refresh's tuner chose, with its validation figures."""
+    if report.self_tuned_evidence_k is None:
+        return ""
+    choice = report.self_tuned_evidence
+    if choice is None:
+        return f"; content map item evidence k {report.self_tuned_evidence_k:g} (configured)"
+    tried = "; ".join(f"{k:g}: {ndcg:.4f}, {hits}" for k, (ndcg, hits) in choice.figures.items())
+    return (
+        f"; content map item evidence k {choice.k:g} (validation NDCG@10, fresh hits by k: {tried}; "
+        f"without the map {choice.no_map[0]:.4f}, {choice.no_map[1]})"
+    )
 
 
 def _weights_text(weights: ForYouWeights) -> str:

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 from recsys.encoder.interactions import behavior_refresh
 from recsys.encoder.interactions.behavior_log import behavior_log_stream
+from recsys.encoder.interactions.refresh_tuning import ITEM_EVIDENCE_GRID
 from recsys.encoder.interactions.user_behavior import user_behavior
 from recsys.encoder.service import EncoderService
 from recsys.shared.behavior_models import load_current_model
@@ -224,6 +225,10 @@ async def test_items_without_interactions_are_carried_by_content_and_so_are_thei
     record = await load_current_model(encoder.store)
     assert record is not None and record.version == report.version and record.content_map is not None
     assert record.content_map["behavior_dims"] == 8 and record.content_map["warm_items"] == len(ITEM_IDS)
+    # Too few users to tune: the configured item evidence k, recorded with the map and reported.
+    configured_k = encoder.settings.behavior_item_evidence_k
+    assert record.content_map["item_evidence_k"] == configured_k == report.item_evidence_k
+    assert record.blend_tuning is not None and record.blend_tuning["item_evidence_k"] == configured_k
     items = await records(encoder, ITEMS, [*ITEM_IDS, "cold", "gone"])
     cold = behavior_of(items["cold"])
     assert cold is not None and (items["cold"].payload or {})["behavior_version"] == report.version
@@ -238,6 +243,33 @@ async def test_items_without_interactions_are_carried_by_content_and_so_are_thei
     stored = behavior_of(user)
     assert stored is not None and (user.payload or {})["behavior_version"] == report.version
     assert float(stored @ cold) > 0.99
+
+
+async def test_a_refresh_that_tunes_fits_and_records_the_item_evidence_k_its_tuner_chose(
+    start_encoder: StartEncoder, wait_consumed: WaitConsumed
+) -> None:
+    encoder = await start_encoder(behavior_refresh_interactions=0, behavior_dims=8, blend_tuning_min_users=4)
+    await publish_items(encoder, wait_consumed)
+    # Twelve users, each liking every item in an order of their own: six positives each, enough to tune on.
+    rng = np.random.default_rng(0)
+    fans = [f"fan{n}" for n in range(12)]
+    await publish_interactions(
+        encoder, wait_consumed, [(fan, ITEM_IDS[i]) for fan in fans for i in rng.permutation(len(ITEM_IDS))]
+    )
+    assert encoder.behavior_refresh is not None
+    report = await encoder.behavior_refresh.refresh()
+    assert report is not None and report.blend_tuning is not None and report.blend_tuning["self_tuned"] == 1.0
+
+    record = await load_current_model(encoder.store)
+    assert record is not None and record.content_map is not None and record.blend_tuning is not None
+    chosen = record.blend_tuning["item_evidence_k"]
+    assert chosen in ITEM_EVIDENCE_GRID and chosen == report.item_evidence_k
+    # The map saved (what item ingestion infers new items with) is the one fit with the chosen k.
+    assert record.content_map["item_evidence_k"] == chosen
+    for k in ITEM_EVIDENCE_GRID:
+        assert f"item_evidence_k_{k:g}_ndcg" in record.blend_tuning
+        assert f"item_evidence_k_{k:g}_fresh_hits" in record.blend_tuning
+    assert "no_map_ndcg" in record.blend_tuning
 
 
 async def delete_item(encoder: EncoderService, wait_consumed: WaitConsumed, item_id: str) -> None:

@@ -17,6 +17,7 @@ from recsys.encoder.interactions.blend_tuning import (
     candidate_weights,
     choose_fresh_gate,
     fresh_case,
+    fresh_target_hits,
     grid_scores,
     ndcg_rows,
     tune_blend,
@@ -270,3 +271,18 @@ def test_tuning_chooses_a_fresh_gate_from_its_grid_and_reports_it() -> None:
     assert tuned.weights.fresh_gate == tuned.fresh.gate and tuned.fresh.gate in FRESH_GATE_GRID
     assert tuned.fresh.ndcg >= (1 - 0.005) * tuned.fresh.no_slot_ndcg
     assert "fresh_gate_hits" in tuned.as_record()
+    assert tuned.as_record()["fresh_target_hits"] == tuned.fresh_target_hits >= tuned.fresh.fresh_hits
+
+
+def test_fresh_target_hits_count_the_slot_s_hit_where_the_gate_gives_one_else_the_fresh_hits_ranked_already() -> None:
+    # k = 2. One user's top holds a fresh target already (no slot offered); another's fresh item outside the top is a
+    # target that a slot wins only when the gate lets a score of 0.9 in under the last one's 1.0.
+    ranked = FreshCase(np.array([True, True]), 2, -math.inf, math.nan, False, np.array([True, False]))
+    offered = FreshCase(np.array([False, False]), 1, 1.0, 0.9, True, np.array([False, False]))
+    assert fresh_target_hits([ranked, offered], gate=0.85) == 2
+    assert fresh_target_hits([ranked, offered], gate=0.95) == 1
+    # A case built from scores knows which of its top k are fresh.
+    scores = np.array([0.9, 0.8, 0.7])
+    built = fresh_case(scores, np.ones(3, bool), np.array([False, True, False]), np.array([1]), k=2)
+    assert built.top_fresh is not None and built.top_fresh.tolist() == [False, True]
+    assert fresh_target_hits([built], gate=1.0) == 1

@@ -370,3 +370,12 @@ async def test_model_info_reports_the_behavior_model_and_the_blend_the_last_refr
     assert not info.event_type_weights  # a record from before types were weighed
     assert info.blend_weights["popularity"] == pytest.approx(defaults.popularity)
     assert info.user_evidence_k == pytest.approx(defaults.evidence_k)
+    assert info.item_evidence_k == 0.0  # no content map
+
+    # With a content map: the item evidence k it was fit with (the one the refresh's tuner chose).
+    chosen_map = {"item_evidence_k": 10.0, "behavior_dims": 8}
+    await save_model_record(
+        encoder.store, BehaviorModelRecord(1_700_000_000_002, chosen_map, None, {"self_tuned": 0.0})
+    )
+    info = (await client.model_info()).behavior_model
+    assert info.content_map and info.item_evidence_k == 10.0

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from recsys.encoder.interactions.refresh_tuning import ITEM_EVIDENCE_GRID
 from recsys.encoder.interactions.rules import EventWeights
 from recsys.encoder.settings import EncoderSettings
 from recsys.recommender.settings import RecommenderSettings
@@ -15,7 +16,6 @@ from recsys.tools.evaluation.content import cache_path
 from recsys.tools.evaluation.dataset import EventDataset, load_events
 from recsys.tools.evaluation.run import (
     DEFAULTS,
-    ITEM_EVIDENCE_GRID,
     NO_MAP,
     NO_MAP_RETUNED,
     PRIMARY,
@@ -96,6 +96,10 @@ def test_the_content_map_row_pair_and_the_self_tuned_row(tmp_path: Path) -> None
     # signals (sequence, popularity) that leave cold items out either way.
     assert report.has(NO_MAP)
     assert report.self_tuned is not None and report.self_tuned.users >= 10
+    # The refresh's tuner chose the map's k as well, and the self-tuned row was fit with it.
+    self_evidence = report.self_tuned_evidence
+    assert self_evidence is not None and report.self_tuned_evidence_k == self_evidence.k in ITEM_EVIDENCE_GRID
+    assert set(self_evidence.figures) == set(ITEM_EVIDENCE_GRID)
     assert any(name.startswith("EASE (λ=") and name.endswith("chosen on validation)") for name in names)
     assert any(name.startswith("RP3beta (α=0.5, β=0.5)") for name in names)
     text = format_report(report, 50)
@@ -103,6 +107,7 @@ def test_the_content_map_row_pair_and_the_self_tuned_row(tmp_path: Path) -> None
     assert "cold-item HR@10 with the content map" in text and "within 1%:" in text
     assert "of the best blend without the map or fresh slots (blended, no content map" in text
     assert "self-tuned (fresh deployment) NDCG@10" in text and "no more than 3% below:" in text
+    assert f"content map item evidence k {self_evidence.k:g} (validation NDCG@10, fresh hits by k:" in text
     # The map's item evidence k and the fresh-slot gate are chosen on validation, and the primary ranks with both.
     assert report.evidence is not None and report.evidence.k in ITEM_EVIDENCE_GRID
     assert set(report.evidence.figures) == set(ITEM_EVIDENCE_GRID)

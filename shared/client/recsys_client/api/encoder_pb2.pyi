@@ -95,7 +95,7 @@ class GetModelInfoResponse(_message.Message):
     def __init__(self, model: _Optional[str] = ..., dimensions: _Optional[int] = ..., max_tokens: _Optional[int] = ..., device: _Optional[str] = ..., dtype: _Optional[str] = ..., batching: _Optional[_Union[BatchingSettings, _Mapping]] = ..., behavior_model: _Optional[_Union[BehaviorModelInfo, _Mapping]] = ...) -> None: ...
 
 class BehaviorModelInfo(_message.Message):
-    __slots__ = ("version", "blend_weights", "user_evidence_k", "self_tuned", "validation_users", "validation_ndcg", "defaults_ndcg", "popularity_ndcg", "content_map", "event_type_weights")
+    __slots__ = ("version", "blend_weights", "user_evidence_k", "self_tuned", "validation_users", "validation_ndcg", "defaults_ndcg", "popularity_ndcg", "content_map", "event_type_weights", "item_evidence_k")
     class BlendWeightsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -120,6 +120,7 @@ class BehaviorModelInfo(_message.Message):
     POPULARITY_NDCG_FIELD_NUMBER: _ClassVar[int]
     CONTENT_MAP_FIELD_NUMBER: _ClassVar[int]
     EVENT_TYPE_WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    ITEM_EVIDENCE_K_FIELD_NUMBER: _ClassVar[int]
     version: int
     blend_weights: _containers.ScalarMap[str, float]
     user_evidence_k: float
@@ -130,7 +131,8 @@ class BehaviorModelInfo(_message.Message):
     popularity_ndcg: float
     content_map: bool
     event_type_weights: _containers.ScalarMap[str, float]
-    def __init__(self, version: _Optional[int] = ..., blend_weights: _Optional[_Mapping[str, float]] = ..., user_evidence_k: _Optional[float] = ..., self_tuned: _Optional[bool] = ..., validation_users: _Optional[int] = ..., validation_ndcg: _Optional[float] = ..., defaults_ndcg: _Optional[float] = ..., popularity_ndcg: _Optional[float] = ..., content_map: _Optional[bool] = ..., event_type_weights: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    item_evidence_k: float
+    def __init__(self, version: _Optional[int] = ..., blend_weights: _Optional[_Mapping[str, float]] = ..., user_evidence_k: _Optional[float] = ..., self_tuned: _Optional[bool] = ..., validation_users: _Optional[int] = ..., validation_ndcg: _Optional[float] = ..., defaults_ndcg: _Optional[float] = ..., popularity_ndcg: _Optional[float] = ..., content_map: _Optional[bool] = ..., event_type_weights: _Optional[_Mapping[str, float]] = ..., item_evidence_k: _Optional[float] = ...) -> None: ...
 
 class BatchingSettings(_message.Message):
     __slots__ = ("max_batch_size", "max_batch_tokens", "max_wait_ms", "queue_capacity", "max_texts_per_request", "bulk_share", "live_pass_ms", "live_grace_ms")
