@@ -87,6 +87,20 @@ class DecayedSum:
         return _settled(total, scale, at)
 
 
+def summed(directions: np.ndarray, weights: np.ndarray, times: np.ndarray, ts: float, half_life_s: float) -> DecayedSum:
+    """What DecayedSum.empty(ts).add(...) of each row (direction, weight, time) in turn builds, in one array
+    operation: each part decayed to the latest of `ts` and the times. A sum that cancels out is dropped as add
+    drops it, against the largest decayed part (add tests each step: the two differ only by rounding noise)."""
+    if half_life_s <= 0:
+        raise ValueError(f"half-life must be positive, got {half_life_s}")
+    if not len(weights):
+        return DecayedSum(None, ts)
+    at = max(ts, float(times.max()))
+    parts = weights * np.power(0.5, (at - times) / half_life_s)
+    total = parts @ directions
+    return _settled(total, float(np.max(np.abs(parts) * np.linalg.norm(directions, axis=1))), at)
+
+
 def _settled(total: np.ndarray, scale: float, ts: float) -> DecayedSum:
     norm = float(np.linalg.norm(total))
     if norm <= _VANISHING * scale or norm == 0.0:

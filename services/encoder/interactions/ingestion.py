@@ -393,17 +393,15 @@ class InteractionIngestion:
         return await self._behaviors_of(item_ids)
 
     async def _behaviors_of(self, item_ids: list[str]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+        item_of = {point_id(item_id): item_id for item_id in item_ids}
         records = await self._store.retrieve(
-            ITEMS,
-            [point_id(item_id) for item_id in item_ids],
-            with_payload=keys([ItemField.ITEM_ID, ItemField.BEHAVIOR_VERSION]),
-            with_vectors=[BEHAVIOR],
+            ITEMS, list(item_of), with_payload=keys([ItemField.BEHAVIOR_VERSION]), with_vectors=[BEHAVIOR]
         )
         behaviors: dict[str, np.ndarray] = {}
         versions: dict[str, int] = {}
         for record in records:
             values = _vector(record, BEHAVIOR)
-            item_id, version = ItemField.ITEM_ID.read(record.payload), ItemField.BEHAVIOR_VERSION.read(record.payload)
+            item_id, version = item_of.get(str(record.id)), ItemField.BEHAVIOR_VERSION.read(record.payload)
             if values is not None and item_id and version is not None:
                 behaviors[item_id] = values
                 versions[item_id] = version

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from recsys.encoder.interactions.decay import DecayedSum
+from recsys.encoder.interactions.decay import DecayedSum, summed
 
 
 def user_behavior(
@@ -22,18 +22,23 @@ def user_behavior(
 ) -> DecayedSum:
     """Decayed, weighted sum of the items' current behavior directions over (item_id, weight, ts) history.
 
-    Items without a behavior vector (unknown, or not in the current model) contribute nothing.
+    Items without a behavior vector (unknown, or not in the current model) contribute nothing. One array
+    operation for the whole history: every interaction refolds its user (the loop of one add per entry was
+    a tenth of the interactions role's CPU at 20 events a user).
     """
-    total = DecayedSum.empty(now)
-    for item_id, weight, ts in history:
-        direction = item_behaviors.get(item_id)
-        if direction is None or weight == 0:
-            continue
-        length = float(np.linalg.norm(direction))
-        if length == 0:
-            continue
-        total = total.add(np.asarray(direction, dtype=np.float64) / length, weight, ts, half_life_s)
-    return total
+    parts = [
+        (direction, weight, ts)
+        for item_id, weight, ts in history
+        if weight != 0 and (direction := item_behaviors.get(item_id)) is not None
+    ]
+    if not parts:
+        return DecayedSum.empty(now)
+    directions = np.asarray([direction for direction, _, _ in parts], dtype=np.float64)
+    lengths = np.linalg.norm(directions, axis=1)
+    kept = lengths > 0
+    weights = np.fromiter((weight for _, weight, _ in parts), dtype=np.float64, count=len(parts))
+    times = np.fromiter((ts for _, _, ts in parts), dtype=np.float64, count=len(parts))
+    return summed(directions[kept] / lengths[kept, None], weights[kept], times[kept], now, half_life_s)
 
 
 def newest_version(versions: Mapping[str, int]) -> int | None:
@@ -44,5 +49,11 @@ def newest_version(versions: Mapping[str, int]) -> int | None:
 def of_version(
     item_behaviors: Mapping[str, np.ndarray], versions: Mapping[str, int], version: int | None
 ) -> dict[str, np.ndarray]:
-    """Only the vectors of one model version: vectors of two factorizations live in unrelated bases."""
-    return {item_id: vector for item_id, vector in item_behaviors.items() if versions.get(item_id) == version}
+    """Only the vectors of one model version: vectors of two factorizations live in unrelated bases.
+
+    Goes over `versions` (a user's own items), not `item_behaviors` (which may hold a whole batch's)."""
+    return {
+        item_id: item_behaviors[item_id]
+        for item_id, item_version in versions.items()
+        if item_version == version and item_id in item_behaviors
+    }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from recsys.encoder.interactions.decay import DecayedSum
 from recsys.encoder.interactions.user_behavior import newest_version, of_version, user_behavior
 
 HALF_LIFE = 30 * 86_400.0
@@ -33,3 +34,29 @@ def test_only_vectors_of_the_newest_model_version_are_folded_in() -> None:
     assert newest_version(versions) == 8
     assert list(of_version(vectors, versions, 8)) == ["b"]
     assert newest_version({}) is None
+
+
+def test_the_fold_is_the_sum_one_add_per_entry_builds() -> None:
+    # Out of order, negative and zero weights, an item without a vector, one whose vector has no length.
+    rng = np.random.default_rng(3)
+    vectors = {f"i{n}": rng.normal(size=8) for n in range(30)}
+    vectors["flat"] = np.zeros(8)
+    history = [
+        (f"i{rng.integers(30)}", float(rng.choice([1.0, 0.5, -1.0, 0.0])), float(rng.uniform(0, 5e6)))
+        for _ in range(100)
+    ]
+    history += [("flat", 1.0, 10.0), ("unknown", 1.0, 20.0)]
+    now = 4e6  # some entries are later than now: the sum moves to the latest
+
+    expected = DecayedSum.empty(now)
+    for item_id, weight, ts in history:
+        direction = vectors.get(item_id)
+        if direction is None or weight == 0 or not np.linalg.norm(direction):
+            continue
+        expected = expected.add(direction / np.linalg.norm(direction), weight, ts, HALF_LIFE)
+    folded = user_behavior(history, vectors, now, HALF_LIFE)
+
+    assert folded.ts == expected.ts
+    assert folded.total is not None and expected.total is not None
+    np.testing.assert_allclose(folded.total, expected.total, rtol=1e-12, atol=1e-12)
+    assert user_behavior([("unknown", 1.0, 0.0)], vectors, now, HALF_LIFE) == DecayedSum.empty(now)
