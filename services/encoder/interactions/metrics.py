@@ -75,8 +75,8 @@ class InteractionMetrics:
         )
         self.item_evidence_k = Gauge(
             "recsys_content_map_item_evidence_k",
-            "Item evidence constant k of the content map the last refresh written here fit with (an item's own vector"
-            " counts n/(n+k), n its interactions): the configured one, or the one its tuner chose",
+            "Item evidence constant k of the content map this process's last refresh fit (an item's own vector counts"
+            " n/(n+k), n its interactions): the configured one, or the one its tuner chose",
             registry=registry,
         )
         self.blend_self_tuned = Gauge(
