@@ -60,6 +60,7 @@ class RateFigures:
     p50_ms: float
     p99_ms: float
     backlog_left: int
+    cpu_ms_per_applied: float = float("nan")  # the role's CPU time over the rate's window, per interaction applied
 
 
 @dataclass
@@ -121,15 +122,16 @@ class InteractionBenchReport:
             lines.append(f"- round {mode.round_no}, batch {mode.batch_size}: Qdrant {store}; Redis {redis}")
         lines += [
             "",
-            "| round | mode | offered/s | applied/s | probes | XADD → visible p50 ms | p99 ms | backlog left |",
-            "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| round | mode | offered/s | applied/s | probes | XADD → visible p50 ms | p99 ms | backlog left"
+            " | role CPU ms/applied |",
+            "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for mode in self.modes:
             for rate in mode.rates:
                 lines.append(
                     f"| {mode.round_no} | batch {mode.batch_size} | {rate.offered_per_s:,.0f}"
                     f" | {rate.applied_per_s:,.0f} | {rate.probes} | {rate.p50_ms:.0f} | {rate.p99_ms:.0f}"
-                    f" | {rate.backlog_left} |"
+                    f" | {rate.backlog_left} | {rate.cpu_ms_per_applied:.2f} |"
                 )
         return "\n".join(lines)
 
@@ -301,6 +303,7 @@ async def _at_rate(
     stop_at = float("inf")
     watcher = asyncio.create_task(watch())
     applied_before = await _applied(service)
+    cpu_before = service.cpu_seconds()
     total = int(rate * seconds)
     tick = 0.01
     started = time.monotonic()
@@ -319,6 +322,7 @@ async def _at_rate(
         await asyncio.sleep(max(0.0, started + n / rate - time.monotonic(), tick / 10))
     elapsed = time.monotonic() - started
     applied = await _applied(service) - applied_before
+    cpu_s = service.cpu_seconds() - cpu_before
     stop_at = time.monotonic()
     stop.set()
     await _wait_applied(service, applied_before + total, timeout_s=120)
@@ -332,6 +336,7 @@ async def _at_rate(
         p50_ms=statistics.median(latencies) if latencies else float("nan"),
         p99_ms=latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else float("nan"),
         backlog_left=max(0, backlog),
+        cpu_ms_per_applied=cpu_s * 1000 / applied if applied else float("nan"),
     )
 
 
