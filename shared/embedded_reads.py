@@ -107,3 +107,40 @@ def _json_copy(value: Any) -> Any:
     if isinstance(value, list):
         return [_json_copy(item) for item in value]
     return value
+
+
+class VectorRow(NamedTuple):
+    """One point's vector of one name, and one payload value (None where the point has no such key)."""
+
+    id: str | int
+    vector: np.ndarray
+    value: Any
+
+
+def read_vector_rows(local: Any, ids: Sequence[str | int], name: str, key: str) -> list[VectorRow] | None:
+    """Each point of `ids` that exists and has vector `name`, in the order asked, with its payload's `key`.
+
+    A narrow read for the hot loop that folds users in from hundreds of items per batch: no payload dict or
+    vector dict per point (read_points built both, five times this read's cost at 500 items). The vectors
+    are rows of one gathered copy. None where the collection does not hold `name` as a dense vector.
+    """
+    if name not in local.vectors or "." in key or "[" in key:
+        return None
+    found: list[tuple[Any, int]] = []
+    for point_id in ids:
+        stored_id: Any = point_id
+        idx = local.ids.get(stored_id)
+        if idx is None:
+            stored_id = normalize_point_id(point_id)
+            idx = local.ids.get(stored_id)
+        if idx is not None and local.deleted[idx] != 1:
+            found.append((stored_id, idx))
+    rows = np.fromiter((idx for _, idx in found), dtype=np.int64, count=len(found))
+    block = local.vectors[name][rows]
+    present = (local.deleted_per_vector[name][rows] == 0).tolist()
+    payloads = local.payload
+    return [
+        VectorRow(stored_id, block[at], _json_copy(payloads[idx].get(key)))
+        for at, (stored_id, idx) in enumerate(found)
+        if present[at]
+    ]

@@ -24,6 +24,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
+from recsys.shared.packed import unpack_floats, unpack_history, unpack_ids
+
 T = TypeVar("T")
 
 ITEMS = "items"
@@ -86,10 +88,8 @@ def _float(value: Any) -> float:
 
 
 def _times(value: Any) -> list[float]:
-    # null stands for a time not known (JSON has no -inf): the oldest possible.
-    if not isinstance(value, list | tuple):
-        return []
-    return [float(v) if isinstance(v, int | float) and not isinstance(v, bool) else float("-inf") for v in value]
+    # Packed (recsys.shared.packed), or a JSON list where null stands for a time not known: the oldest possible.
+    return unpack_floats(value, absent=float("-inf"))
 
 
 def _strings(value: Any) -> list[str]:
@@ -126,12 +126,6 @@ def _version(value: Any) -> int:
 
 def _time_or_never(value: Any) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else -1.0
-
-
-def _history(value: Any) -> list[tuple[str, float, float]]:
-    if not isinstance(value, list):
-        return []
-    return [(str(i), float(w), float(t)) for i, w, t in value]
 
 
 def _successors(value: Any) -> list[tuple[str, float]]:
@@ -174,7 +168,8 @@ class ItemField:
     POPULARITY_TS = PayloadField("popularity_ts", _float)
     # Event ids applied lately (bounded) with their times, and the newest time among forgotten ones:
     # a replayed interaction is recognised, one older than the horizon refused (recent_events.py).
-    RECENT_EVENT_IDS = PayloadField("recent_event_ids", _strings)
+    # Ids and times are packed (recsys.shared.packed); lists written before packing read the same.
+    RECENT_EVENT_IDS = PayloadField("recent_event_ids", unpack_ids)
     RECENT_EVENT_TIMES = PayloadField("recent_event_ts", _times)
     REPLAY_HORIZON_TS = PayloadField("replay_horizon_ts", _optional_float)
     REVISION = REVISION
@@ -213,11 +208,12 @@ class UserField:
     BEHAVIOR_TS = PayloadField("behavior_ts", _float)
     # The item model version the behavior vector was folded in from (null: none yet).
     BEHAVIOR_VERSION = PayloadField("behavior_version", _optional_int)
-    # [item_id, weight, ts] oldest first, bounded; the item ids engaged with (newest last, bounded).
-    HISTORY = PayloadField("history", _history)
-    SEEN = PayloadField("seen", _strings)
+    # (item_id, weight, ts) oldest first, bounded; the item ids engaged with (newest last, bounded).
+    # Both packed (recsys.shared.packed: pack_history, pack_ids); lists written before packing read the same.
+    HISTORY = PayloadField("history", unpack_history)
+    SEEN = PayloadField("seen", unpack_ids)
     # As ItemField's.
-    RECENT_EVENT_IDS = PayloadField("recent_event_ids", _strings)
+    RECENT_EVENT_IDS = PayloadField("recent_event_ids", unpack_ids)
     RECENT_EVENT_TIMES = PayloadField("recent_event_ts", _times)
     REPLAY_HORIZON_TS = PayloadField("replay_horizon_ts", _optional_float)
     REVISION = REVISION

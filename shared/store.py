@@ -18,7 +18,7 @@ from qdrant_client import AsyncQdrantClient, models
 from qdrant_client.local.payload_filters import check_filter
 
 from recsys.shared.embedded_commits import group_commits
-from recsys.shared.embedded_reads import StoredPoint, local_points, read_points
+from recsys.shared.embedded_reads import StoredPoint, VectorRow, local_points, read_points, read_vector_rows
 from recsys.shared.logs import log_event
 from recsys.shared.points import ITEMS, MODELS, USERS, collection_vectors, payload_indexes
 
@@ -232,6 +232,24 @@ class VectorStore:
         vectors = with_vectors if isinstance(with_vectors, bool) else list(with_vectors)
         records = await self.client.retrieve(collection, ids, with_payload=payload, with_vectors=vectors)
         return [StoredPoint(record.id, record.payload, record.vector) for record in records]
+
+    async def vector_rows(self, collection: str, ids: Sequence[str], name: str, key: str) -> list[VectorRow]:
+        """Each point of `ids` that has vector `name`, with its payload value at `key` (None where absent).
+
+        Embedded, one narrow read of the collection's arrays (recsys.shared.embedded_reads.read_vector_rows).
+        """
+        if self.embedded:
+            local = local_points(self.client, collection)
+            rows = read_vector_rows(local, ids, name, key) if local is not None else None
+            if rows is not None:
+                self.on_request("retrieve")
+                return rows
+        records = await self.client.retrieve(collection, ids, with_payload=[key], with_vectors=[name])
+        return [
+            VectorRow(record.id, np.asarray(record.vector[name]), (record.payload or {}).get(key))
+            for record in records
+            if isinstance(record.vector, dict) and record.vector.get(name) is not None
+        ]
 
     async def set_payload_where(
         self, collection: str, point: str, payload: dict[str, Any], condition: models.Filter

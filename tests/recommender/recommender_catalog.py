@@ -11,6 +11,7 @@ import numpy as np
 from qdrant_client import models
 
 from recsys.shared.ids import point_id
+from recsys.shared.packed import pack_history, pack_ids
 from recsys.shared.points import BEHAVIOR, CONTENT, ITEMS, SESSION, TASTE, USERS, ItemField, UserField
 from recsys.shared.store import VectorStore
 
@@ -73,7 +74,7 @@ class Catalog:
             ItemField.INTERACTION_COUNT.key: interaction_count,
             ItemField.BEHAVIOR_NORM.key: behavior_strength if behavior is not None else 0.0,
             ItemField.BEHAVIOR_VERSION.key: behavior_version if behavior is not None else None,
-            ItemField.RECENT_EVENT_IDS.key: [],
+            ItemField.RECENT_EVENT_IDS.key: pack_ids([]),
             ItemField.IN_CATALOG.key: in_catalog,
         }
         if popularity is not None:
@@ -107,9 +108,9 @@ class Catalog:
             UserField.SESSION_TS.key: self.now,
             UserField.BEHAVIOR_NORM.key: 1.0 if behavior is not None else 0.0,
             UserField.BEHAVIOR_TS.key: self.now,
-            UserField.HISTORY.key: [[item_id, 1.0, self.now] for item_id in seen],
-            UserField.SEEN.key: list(seen),
-            UserField.RECENT_EVENT_IDS.key: [],
+            UserField.HISTORY.key: pack_history([(item_id, 1.0, self.now) for item_id in seen]),
+            UserField.SEEN.key: pack_ids(seen),
+            UserField.RECENT_EVENT_IDS.key: pack_ids([]),
             UserField.BEHAVIOR_VERSION.key: behavior_version if behavior is not None else None,
         }
         await self.store.client.upsert(

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from qdrant_client import models
 
 from recsys.encoder.store_calls import count_store_calls
-from recsys.shared.embedded_reads import local_points, read_points
+from recsys.shared.embedded_reads import local_points, read_points, read_vector_rows
 from recsys.shared.ids import point_id
 from recsys.shared.points import BEHAVIOR, CONTENT, ITEMS, USERS
 from recsys.shared.store import VectorStore
@@ -99,3 +99,27 @@ async def test_reads_the_store_serves_itself_are_counted(store: VectorStore) -> 
     await store.retrieve(ITEMS, [point_id("a")])
     await store.retrieve(ITEMS, [point_id("a")], with_payload=["nested.x"])  # through the client
     assert registry.get_sample_value("recsys_store_calls_total", {"op": "retrieve"}) == 2
+
+
+@pytest.mark.parametrize(("name", "key"), [(BEHAVIOR, "item_id"), (CONTENT, "recent"), (CONTENT, "missing")])
+async def test_vector_rows_answer_as_retrieve_does(store: VectorStore, name: str, key: str) -> None:
+    ids = [point_id(n) for n in ("b", "nobody", "a", "gone", "c", "a")]
+    local = local_points(store.client, ITEMS)
+    rows = read_vector_rows(local, ids, name, key)
+    assert rows is not None
+    records = await store.client.retrieve(ITEMS, ids, with_payload=True, with_vectors=[name])
+    expected = [
+        (str(r.id), r.vector[name], (r.payload or {}).get(key))  # type: ignore[index]
+        for r in records
+        if isinstance(r.vector, dict) and name in r.vector
+    ]
+    assert [(str(row.id), row.vector.tolist(), row.value) for row in rows] == expected
+    assert [
+        (str(row.id), row.vector.tolist(), row.value) for row in await store.vector_rows(ITEMS, ids, name, key)
+    ] == (expected)
+
+
+async def test_vector_rows_leave_what_they_do_not_read_to_the_client(store: VectorStore) -> None:
+    local = local_points(store.client, ITEMS)
+    assert read_vector_rows(local, [point_id("a")], "no_such_vector", "item_id") is None
+    assert read_vector_rows(local, [point_id("a")], CONTENT, "nested.x") is None

@@ -394,16 +394,14 @@ class InteractionIngestion:
 
     async def _behaviors_of(self, item_ids: list[str]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
         item_of = {point_id(item_id): item_id for item_id in item_ids}
-        records = await self._store.retrieve(
-            ITEMS, list(item_of), with_payload=keys([ItemField.BEHAVIOR_VERSION]), with_vectors=[BEHAVIOR]
-        )
+        rows = await self._store.vector_rows(ITEMS, list(item_of), BEHAVIOR, ItemField.BEHAVIOR_VERSION.key)
         behaviors: dict[str, np.ndarray] = {}
         versions: dict[str, int] = {}
-        for record in records:
-            values = _vector(record, BEHAVIOR)
-            item_id, version = item_of.get(str(record.id)), ItemField.BEHAVIOR_VERSION.read(record.payload)
-            if values is not None and item_id and version is not None:
-                behaviors[item_id] = values
+        read_version = ItemField.BEHAVIOR_VERSION.read_as
+        for row in rows:
+            item_id, version = item_of.get(str(row.id)), read_version(row.value)
+            if item_id and version is not None:
+                behaviors[item_id] = row.vector
                 versions[item_id] = version
         return behaviors, versions
 

@@ -14,6 +14,7 @@ from recsys.encoder.interactions.decay import add_decayed
 from recsys.encoder.interactions.recent_events import RecentEvents
 from recsys.encoder.interactions.rules import InteractionRules
 from recsys.shared.events import Interaction
+from recsys.shared.packed import pack_floats, pack_ids
 from recsys.shared.points import ItemField
 
 
@@ -43,13 +44,13 @@ class ItemActivity:
         )
 
     def payload(self) -> dict[str, Any]:
-        """The activity fields (ItemField.ACTIVITY) as stored."""
+        """The activity fields (ItemField.ACTIVITY) as stored, the ledger packed (recsys.shared.packed)."""
         return {
             ItemField.INTERACTION_COUNT.key: self.interaction_count,
             ItemField.POPULARITY.key: self.popularity,
             ItemField.POPULARITY_TS.key: self.popularity_ts,
-            ItemField.RECENT_EVENT_IDS.key: list(self.recent.ids),
-            ItemField.RECENT_EVENT_TIMES.key: self.recent.stored_times(),
+            ItemField.RECENT_EVENT_IDS.key: pack_ids(self.recent.ids),
+            ItemField.RECENT_EVENT_TIMES.key: pack_floats(self.recent.times),
             ItemField.REPLAY_HORIZON_TS.key: self.recent.horizon_or_none(),
             ItemField.REVISION.key: self.revision,
         }

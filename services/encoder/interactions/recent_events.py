@@ -45,6 +45,3 @@ class RecentEvents:
     def horizon_or_none(self) -> float | None:
         """The horizon as stored (JSON has no infinity)."""
         return None if self.horizon == float("-inf") else self.horizon
-
-    def stored_times(self) -> list[float | None]:
-        return [None if t == float("-inf") else t for t in self.times]

@@ -13,6 +13,7 @@ from recsys.encoder.interactions.recent_events import RecentEvents
 from recsys.encoder.interactions.rules import InteractionRules
 from recsys.encoder.interactions.user_behavior import user_behavior
 from recsys.shared.events import Interaction
+from recsys.shared.packed import pack_floats, pack_history, pack_ids
 from recsys.shared.points import UserField
 
 
@@ -76,7 +77,7 @@ class UserProfile:
         )
 
     def payload(self) -> dict[str, Any]:
-        """The payload to store (recsys.shared.points.UserField)."""
+        """The payload to store (recsys.shared.points.UserField), its long lists packed (recsys.shared.packed)."""
         return {
             UserField.USER_ID.key: self.user_id,
             UserField.EVENT_COUNT.key: self.event_count,
@@ -88,10 +89,10 @@ class UserProfile:
             UserField.SESSION_TS.key: self.session.ts,
             UserField.BEHAVIOR_NORM.key: self.behavior.norm,
             UserField.BEHAVIOR_TS.key: self.behavior.ts,
-            UserField.HISTORY.key: [list(entry) for entry in self.history],
-            UserField.SEEN.key: list(self.seen),
-            UserField.RECENT_EVENT_IDS.key: list(self.recent.ids),
-            UserField.RECENT_EVENT_TIMES.key: self.recent.stored_times(),
+            UserField.HISTORY.key: pack_history(self.history),
+            UserField.SEEN.key: pack_ids(self.seen),
+            UserField.RECENT_EVENT_IDS.key: pack_ids(self.recent.ids),
+            UserField.RECENT_EVENT_TIMES.key: pack_floats(self.recent.times),
             UserField.REPLAY_HORIZON_TS.key: self.recent.horizon_or_none(),
             UserField.BEHAVIOR_VERSION.key: self.behavior_version,
             UserField.REVISION.key: self.revision,

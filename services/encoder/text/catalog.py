@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from recsys.shared.events import ItemDeleted, ItemUpserted
+from recsys.shared.packed import pack_ids
 from recsys.shared.points import ItemField
 
 
@@ -32,7 +33,7 @@ def new_item_payload(event: ItemUpserted, ts: float) -> dict[str, Any]:
         ItemField.INTERACTION_COUNT.key: 0,
         ItemField.POPULARITY.key: 0.0,
         ItemField.POPULARITY_TS.key: ts,
-        ItemField.RECENT_EVENT_IDS.key: [],
+        ItemField.RECENT_EVENT_IDS.key: pack_ids([]),
         ItemField.REVISION.key: 0,
         # 0 until a refresh of the collaborative model covers the item.
         ItemField.BEHAVIOR_NORM.key: 0.0,

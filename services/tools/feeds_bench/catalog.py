@@ -17,6 +17,7 @@ import numpy as np
 from qdrant_client import models
 
 from recsys.shared.ids import point_id
+from recsys.shared.packed import pack_history, pack_ids
 from recsys.shared.points import BEHAVIOR, CONTENT, SESSION, TASTE, ItemField, UserField
 
 CONTENT_DIMS = 384
@@ -80,7 +81,7 @@ class SyntheticCatalog:
                 ItemField.CREATED_AT.key: float(created[row]),
                 ItemField.UPDATED_AT.key: self.now,
                 ItemField.IN_CATALOG.key: True,
-                ItemField.RECENT_EVENT_IDS.key: [],
+                ItemField.RECENT_EVENT_IDS.key: pack_ids([]),
                 ItemField.INTERACTION_COUNT.key: int(interactions[row]) if engaged[row] else 0,
                 ItemField.BEHAVIOR_NORM.key: 0.0,
                 ItemField.BEHAVIOR_VERSION.key: None,
@@ -116,9 +117,9 @@ class SyntheticCatalog:
                 UserField.SESSION_TS.key: self.now,
                 UserField.BEHAVIOR_NORM.key: 1.0,
                 UserField.BEHAVIOR_TS.key: self.now,
-                UserField.HISTORY.key: [[seen_id, 1.0, self.now] for seen_id in seen],
-                UserField.SEEN.key: seen,
-                UserField.RECENT_EVENT_IDS.key: [],
+                UserField.HISTORY.key: pack_history([(seen_id, 1.0, self.now) for seen_id in seen]),
+                UserField.SEEN.key: pack_ids(seen),
+                UserField.RECENT_EVENT_IDS.key: pack_ids([]),
                 UserField.BEHAVIOR_VERSION.key: 1,
             }
             vectors = {TASTE: taste[row].tolist(), SESSION: session[row].tolist(), BEHAVIOR: behavior[row].tolist()}

@@ -21,7 +21,7 @@ from recsys.encoder.interactions.user_behavior import user_behavior
 from recsys.encoder.service import EncoderService
 from recsys.shared.behavior_models import load_current_model
 from recsys.shared.ids import point_id
-from recsys.shared.points import BEHAVIOR, ITEMS, USERS
+from recsys.shared.points import BEHAVIOR, ITEMS, USERS, UserField
 from tests.encoder.conftest import StartEncoder
 
 WaitConsumed = Callable[[Redis, str, str, str | bytes], Awaitable[None]]
@@ -103,7 +103,7 @@ async def test_a_refresh_versions_every_item_and_leaves_every_user_in_the_new_ba
         payload = record.payload or {}
         assert payload["behavior_version"] == second.version
         expected = user_behavior(
-            [tuple(entry) for entry in payload["history"]],  # type: ignore[misc]
+            UserField.HISTORY.read(payload),
             {k: v for k, v in item_vectors.items() if v is not None},
             payload["last_event_ts"],
             encoder.settings.behavior_half_life_days * 86_400.0,

@@ -15,7 +15,7 @@ from recsys.encoder.keyed_locks import KeyedLocks
 from recsys.encoder.notices import NoticePublisher
 from recsys.encoder.settings import EncoderSettings
 from recsys.shared.ids import point_id
-from recsys.shared.points import ITEMS, USERS
+from recsys.shared.points import ITEMS, USERS, UserField
 from recsys.shared.store import VectorStore
 
 T0 = 1_700_000_000.0
@@ -56,8 +56,8 @@ async def test_two_consumers_updating_one_user_and_one_item_at_once_lose_no_upda
     user = await payload(store, USERS, "u1")
     item = await payload(store, ITEMS, "hit")
     assert user["event_count"] == events
-    assert sorted(user["recent_event_ids"]) == sorted(f"e{n}" for n in range(events))
-    assert len(user["history"]) == events
+    assert sorted(UserField.RECENT_EVENT_IDS.read(user)) == sorted(f"e{n}" for n in range(events))
+    assert len(UserField.HISTORY.read(user)) == events
     assert item["interaction_count"] == events
     assert user["revision"] == events and item["revision"] == events
 

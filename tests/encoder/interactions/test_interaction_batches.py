@@ -23,7 +23,7 @@ from recsys.encoder.settings import EncoderSettings
 from recsys.encoder.store_calls import count_store_calls
 from recsys.shared.events import MalformedEvent
 from recsys.shared.ids import point_id
-from recsys.shared.points import CONTENT, ITEMS, USERS
+from recsys.shared.points import CONTENT, ITEMS, USERS, ItemField, UserField
 from recsys.shared.store import VectorStore
 
 T0 = 1_700_000_000.0
@@ -62,8 +62,8 @@ async def test_many_events_of_one_user_and_item_in_one_batch_count_once_each_in_
     await asyncio.gather(*(handler.handle(fields(n, ts=T0), f"{1000 + n}-0") for n in calling_order))
 
     user, item = await payload(store, USERS, "u1"), await payload(store, ITEMS, "hit")
-    assert user["recent_event_ids"] == [f"e{n}" for n in events]
-    assert item["recent_event_ids"] == [f"e{n}" for n in events]
+    assert UserField.RECENT_EVENT_IDS.read(user) == [f"e{n}" for n in events]
+    assert ItemField.RECENT_EVENT_IDS.read(item) == [f"e{n}" for n in events]
     assert user["event_count"] == item["interaction_count"] == len(events)
     assert user["revision"] == item["revision"] == len(events)
     assert await redis.xlen("test:behavior-log") == len(events)
@@ -78,7 +78,7 @@ async def test_a_replayed_entry_in_a_batch_is_skipped(store: VectorStore, redis:
 
     user, item = await payload(store, USERS, "u1"), await payload(store, ITEMS, "hit")
     assert user["event_count"] == item["interaction_count"] == 7
-    assert user["recent_event_ids"] == [f"e{n}" for n in range(7)]
+    assert UserField.RECENT_EVENT_IDS.read(user) == [f"e{n}" for n in range(7)]
 
 
 async def test_a_concurrent_writers_revision_conflict_retries_that_point_only(store: VectorStore, redis: Redis) -> None:
@@ -185,3 +185,36 @@ def test_the_role_handles_enough_entries_at_once_for_a_batch_to_gather_while_one
     assert policy.concurrency >= 128 and policy.max_records >= 64
     one_by_one = ingestion_policy(EncoderSettings(redis_url="redis://unused", interaction_batch_size=1))
     assert one_by_one.concurrency == EncoderSettings(redis_url="redis://unused").consumer_concurrency
+
+
+def as_before_packing(stored: dict[str, Any]) -> dict[str, Any]:
+    """A payload as recsys wrote it before its long lists were packed (recsys.shared.packed): JSON lists."""
+    legacy = dict(stored)
+    for field in (UserField.RECENT_EVENT_IDS, UserField.SEEN):
+        if field.key in stored:
+            legacy[field.key] = field.read(stored)
+    if UserField.RECENT_EVENT_TIMES.key in stored:
+        legacy[UserField.RECENT_EVENT_TIMES.key] = UserField.RECENT_EVENT_TIMES.read(stored)
+    if UserField.HISTORY.key in stored:
+        legacy[UserField.HISTORY.key] = [list(entry) for entry in UserField.HISTORY.read(stored)]
+    return legacy
+
+
+async def test_points_written_before_packing_go_on_counting_each_event_once(store: VectorStore, redis: Redis) -> None:
+    handler = ingestion(store, redis)
+    await asyncio.gather(*(handler.handle(fields(n), f"{n}-0") for n in range(3)))
+    for collection, subject in ((USERS, "u1"), (ITEMS, "hit")):
+        legacy = as_before_packing(await payload(store, collection, subject))
+        assert isinstance(legacy[UserField.RECENT_EVENT_IDS.key], list)
+        await store.client.overwrite_payload(collection, legacy, points=[point_id(subject)])
+
+    # A replay of an event the lists remember, beside a new one.
+    await asyncio.gather(*(handler.handle(fields(n), f"{n}-0") for n in (1, 3)))
+
+    user, item = await payload(store, USERS, "u1"), await payload(store, ITEMS, "hit")
+    assert user["event_count"] == item["interaction_count"] == 4
+    assert UserField.RECENT_EVENT_IDS.read(user) == ItemField.RECENT_EVENT_IDS.read(item) == ["e0", "e1", "e2", "e3"]
+    assert [entry[0] for entry in UserField.HISTORY.read(user)] == ["hit"] * 4
+    assert UserField.RECENT_EVENT_TIMES.read(user) == [T0 + n for n in range(4)]
+    # Written again, packed: one string per list.
+    assert isinstance(user[UserField.SEEN.key], str) and isinstance(item[ItemField.RECENT_EVENT_IDS.key], str)

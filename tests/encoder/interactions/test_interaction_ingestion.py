@@ -94,8 +94,8 @@ async def test_taste_moves_toward_the_items_the_user_engages_with(
     taste = vector(user, TASTE)
     assert cosine(taste, items["space3"]) > max(cosine(taste, items[s]) for s in ("soup1", "soup2", "soup3"))
     payload = user.payload or {}
-    assert payload["event_count"] == 2 and payload["seen"] == ["space1", "space2"]
-    assert [entry[0] for entry in payload["history"]] == ["space1", "space2"]
+    assert payload["event_count"] == 2 and UserField.SEEN.read(payload) == ["space1", "space2"]
+    assert [entry[0] for entry in UserField.HISTORY.read(payload)] == ["space1", "space2"]
     assert payload["taste_norm"] > 0 and payload["last_event_ts"] == T0 + 2
 
 
@@ -109,7 +109,7 @@ async def test_a_replayed_interaction_is_counted_once(catalog: EncoderService, w
     assert (user.payload or {})["event_count"] == 1
     assert (user.payload or {})["taste_norm"] == (first.payload or {})["taste_norm"]
     assert (item.payload or {})["interaction_count"] == 1
-    assert (item.payload or {})["recent_event_ids"] == ["u1-1"]
+    assert ItemField.RECENT_EVENT_IDS.read(item.payload) == ["u1-1"]
 
 
 async def test_a_dislike_subtracts_from_taste(catalog: EncoderService, wait_consumed: WaitConsumed) -> None:
@@ -154,7 +154,7 @@ async def test_an_interaction_before_its_item_keeps_the_activity_outside_the_cat
 
     user = await point(catalog, USERS, "u1")
     payload = user.payload or {}
-    assert payload["event_count"] == 1 and payload["seen"] == ["ghost"]
+    assert payload["event_count"] == 1 and UserField.SEEN.read(payload) == ["ghost"]
     assert payload["taste_norm"] == 0.0 and TASTE not in (user.vector or {})
     ghost = await point(catalog, ITEMS, "ghost")
     ghost_payload = ghost.payload or {}

@@ -72,7 +72,7 @@ async def test_an_upserted_item_is_stored_with_its_content_vector_and_payload(
         assert payload[field] == ALIEN[field]
     assert payload["created_at"] == payload["updated_at"] == ALIEN["ts"]
     assert payload["interaction_count"] == 0 and payload["popularity"] == 0.0
-    assert payload["behavior_norm"] == 0.0 and payload["recent_event_ids"] == []
+    assert payload["behavior_norm"] == 0.0 and ItemField.RECENT_EVENT_IDS.read(payload) == []
 
 
 async def test_a_stale_version_never_overwrites_a_newer_one(
@@ -127,7 +127,7 @@ async def test_a_newer_version_replaces_the_content_but_keeps_behavior_counters_
     payload = after.payload or {}
     assert payload["title"] == "Alien: Director's Cut" and payload["version"] == 2
     assert payload["created_at"] == ALIEN["ts"] and payload["updated_at"] == renamed["ts"]
-    assert payload["interaction_count"] == 1 and payload["recent_event_ids"] == ["e1"]
+    assert payload["interaction_count"] == 1 and ItemField.RECENT_EVENT_IDS.read(payload) == ["e1"]
     assert isinstance(after.vector, dict) and isinstance(before.vector, dict)
     assert after.vector[BEHAVIOR] == before.vector[BEHAVIOR]
     assert float(content_of(after) @ content_of(before)) < 0.9
