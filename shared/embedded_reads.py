@@ -70,15 +70,7 @@ def read_points(
         names = list(with_vectors)
         if any(name not in local.vectors for name in names):
             return None  # the client's error for an unknown vector name
-    found: list[tuple[Any, int]] = []
-    for point_id in ids:
-        key: Any = point_id
-        idx = local.ids.get(key)  # recsys's ids are canonical already: normalized only when not found
-        if idx is None:
-            key = normalize_point_id(point_id)
-            idx = local.ids.get(key)
-        if idx is not None and local.deleted[idx] != 1:
-            found.append((key, idx))
+    found = _live_points(local, ids)
     rows = np.fromiter((idx for _, idx in found), dtype=np.int64, count=len(found))
     # Each vector kind in one gather (a copy) rather than one numpy call per point: reads come in hundreds.
     blocks = {name: (local.vectors[name][rows], local.deleted_per_vector[name][rows] == 0) for name in names}
@@ -98,6 +90,20 @@ def read_points(
                 vectors = vectors[_UNNAMED]
         records.append(StoredPoint(key, payload, vectors))
     return records
+
+
+def _live_points(local: Any, ids: Sequence[str | int]) -> list[tuple[Any, int]]:
+    """(stored id, row) of each point of `ids` the collection holds and has not deleted, in the order asked."""
+    found: list[tuple[Any, int]] = []
+    for point_id in ids:
+        stored_id: Any = point_id
+        idx = local.ids.get(stored_id)  # recsys's ids are canonical already: normalized only when not found
+        if idx is None:
+            stored_id = normalize_point_id(point_id)
+            idx = local.ids.get(stored_id)
+        if idx is not None and local.deleted[idx] != 1:
+            found.append((stored_id, idx))
+    return found
 
 
 def _json_copy(value: Any) -> Any:
@@ -126,15 +132,7 @@ def read_vector_rows(local: Any, ids: Sequence[str | int], name: str, key: str) 
     """
     if name not in local.vectors or "." in key or "[" in key:
         return None
-    found: list[tuple[Any, int]] = []
-    for point_id in ids:
-        stored_id: Any = point_id
-        idx = local.ids.get(stored_id)
-        if idx is None:
-            stored_id = normalize_point_id(point_id)
-            idx = local.ids.get(stored_id)
-        if idx is not None and local.deleted[idx] != 1:
-            found.append((stored_id, idx))
+    found = _live_points(local, ids)
     rows = np.fromiter((idx for _, idx in found), dtype=np.int64, count=len(found))
     block = local.vectors[name][rows]
     present = (local.deleted_per_vector[name][rows] == 0).tolist()
