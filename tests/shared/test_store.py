@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from qdrant_client import AsyncQdrantClient, models
 
+from recsys.shared.embedded_reads import local_points
 from recsys.shared.points import ITEMS, ItemField
 from recsys.shared.settings import ConnectionSettings
 from recsys.shared.store import CollectionLayout, VectorStore, create_collection_arguments
@@ -34,9 +35,14 @@ async def test_embedded_files_commit_as_configured_and_keep_what_was_written(
         id=1, vector={"content": [1.0, 0, 0, 0], "behavior": [0, 1.0]}, payload={ItemField.ITEM_ID.key: "a"}
     )
     await store.client.upsert(ITEMS, [point])
+    # A per-connection setting, so asked of the store's own connection to the items file.
+    connection = local_points(store.client, ITEMS).storage.storage
+    checkpoint_pages = connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
     await store.close()
 
     assert journal_modes(tmp_path) == {journal}
+    # In WAL mode, checkpoints far apart: the interactions role rewrites the same points all the time.
+    assert checkpoint_pages == (20_000 if journal == "wal" else 1_000)
     reopened = VectorStore.connect("", tmp_path, embedded_sync=sync)
     try:
         assert (await reopened.client.count(ITEMS, exact=True)).count == 1
