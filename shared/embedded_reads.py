@@ -94,16 +94,19 @@ def read_points(
 
 def _live_points(local: Any, ids: Sequence[str | int]) -> list[tuple[Any, int]]:
     """(stored id, row) of each point of `ids` the collection holds and has not deleted, in the order asked."""
-    found: list[tuple[Any, int]] = []
+    held: list[tuple[Any, int]] = []
     for point_id in ids:
         stored_id: Any = point_id
         idx = local.ids.get(stored_id)  # recsys's ids are canonical already: normalized only when not found
         if idx is None:
             stored_id = normalize_point_id(point_id)
             idx = local.ids.get(stored_id)
-        if idx is not None and local.deleted[idx] != 1:
-            found.append((stored_id, idx))
-    return found
+        if idx is not None:
+            held.append((stored_id, idx))
+    # One numpy lookup for all of them: indexing `deleted` point by point was a tenth of a read's cost.
+    rows = np.fromiter((idx for _, idx in held), dtype=np.int64, count=len(held))
+    deleted = (local.deleted[rows] == 1).tolist()
+    return [point for point, gone in zip(held, deleted, strict=True) if not gone]
 
 
 def _json_copy(value: Any) -> Any:

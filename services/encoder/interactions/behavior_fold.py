@@ -108,3 +108,38 @@ def fold_in(weights: sparse.csr_matrix, directions: np.ndarray) -> FoldedUsers:
     largest = abs(weights).max(axis=1).toarray().ravel() if weights.shape[1] else np.zeros(weights.shape[0])
     has_vector = (norms > _VANISHING * largest) & (norms > 0)
     return FoldedUsers(totals, has_vector)
+
+
+def fold_by_newest_version(
+    histories: Sequence[Sequence[tuple[str, float, float]]],
+    nows: Sequence[float],
+    item_ids: Sequence[str],
+    vectors: np.ndarray,
+    versions: Sequence[int],
+    half_life_s: float,
+) -> list[tuple[DecayedSum, int | None]]:
+    """Each user's behavior sum and version, folded against the newest model version among their own items.
+
+    What `of_version` + `user_behavior` give one user at a time (ingestion's rule while a refresh is
+    half-written: vectors of two factorizations live in unrelated bases, so a user takes only the items
+    of the newest version their history reaches), for a batch of users in one product per version.
+    `item_ids`, `vectors` and `versions` are the items read, row for row; a user none of whose items has
+    a vector gets an empty sum and no version.
+    """
+    version_of = dict(zip(item_ids, versions, strict=True))
+    newest: list[int | None] = [
+        max((version_of[i] for i, weight, _ in history if weight != 0 and i in version_of), default=None)
+        for history in histories
+    ]
+    folded: list[tuple[DecayedSum, int | None]] = [(DecayedSum.empty(now), None) for now in nows]
+    for version in {v for v in newest if v is not None}:
+        users = [user for user, v in enumerate(newest) if v == version]
+        rows = [row for row, item_version in enumerate(versions) if item_version == version]
+        directions = ItemDirections.of([item_ids[row] for row in rows], vectors[rows])
+        weights = history_weights(
+            [histories[user] for user in users], [nows[user] for user in users], directions.rows, half_life_s
+        )
+        sums = fold_in(weights, directions.units)
+        for at, user in enumerate(users):
+            folded[user] = (sums.behavior(at, nows[user]), version)
+    return folded

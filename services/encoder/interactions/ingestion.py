@@ -15,12 +15,12 @@ from typing import Any, Protocol
 import numpy as np
 from qdrant_client import models
 
+from recsys.encoder.interactions.behavior_fold import fold_by_newest_version
 from recsys.encoder.interactions.behavior_log import BehaviorLog
 from recsys.encoder.interactions.behavior_model import LoggedInteraction
 from recsys.encoder.interactions.compare_and_set import MAX_ATTEMPTS, WriteConflict, revision_is
 from recsys.encoder.interactions.item_activity import ItemActivity, activity_only_payload
 from recsys.encoder.interactions.rules import EventWeights, InteractionRules
-from recsys.encoder.interactions.user_behavior import newest_version, of_version
 from recsys.encoder.interactions.user_profile import UserProfile
 from recsys.encoder.keyed_locks import KeyedLocks
 from recsys.encoder.notices import NoticePublisher, notice
@@ -347,13 +347,10 @@ class InteractionIngestion:
                 # Applied by an earlier delivery, which may have failed before its notice went out.
                 taste = "updated" if TASTE in user_vectors(profile) else None
                 outcomes[user_id] = _UserOutcome(taste, profile.revision)
-        behaviors, versions = await self._history_behaviors([profile for profile, _, _ in changed.values()])
+        await self._fold_behaviors([profile for profile, _, _ in changed.values()])
         points: list[GuardedPoint] = []
         written: dict[str, list[str]] = {}
         for user_id, (profile, expected, taste_moved) in changed.items():
-            own = {item_id: versions[item_id] for item_id in _history_items(profile) if item_id in versions}
-            version = newest_version(own)
-            profile.refresh_behavior(of_version(behaviors, own, version), version, self._rules)
             vectors = user_vectors(profile, self._store.vector_value)
             # Built without pydantic's element-by-element check of ~800 floats: they are the profile's own
             # finite unit vectors, and embedded Qdrant checks dimensions and NaNs again on upsert.
@@ -385,25 +382,35 @@ class InteractionIngestion:
         pending.applied = True
         return profile, True
 
-    async def _history_behaviors(self, profiles: list[UserProfile]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
-        """Behavior vectors and versions of every item in these users' histories, in one request."""
-        item_ids = list(dict.fromkeys(item_id for profile in profiles for item_id in _history_items(profile)))
-        if not item_ids:
-            return {}, {}
-        return await self._behaviors_of(item_ids)
+    async def _fold_behaviors(self, profiles: list[UserProfile]) -> None:
+        """Refolds these users' behavior vectors from their histories: one read of their items, one product per version.
 
-    async def _behaviors_of(self, item_ids: list[str]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+        The rule is UserProfile.refresh_behavior's against the newest model version each user's items reach
+        (behavior_fold.fold_by_newest_version): one product for the batch instead of an array build per user.
+        """
+        item_ids = list(dict.fromkeys(item_id for profile in profiles for item_id in _history_items(profile)))
         item_of = {point_id(item_id): item_id for item_id in item_ids}
-        rows = await self._store.vector_rows(ITEMS, list(item_of), BEHAVIOR, ItemField.BEHAVIOR_VERSION.key)
-        behaviors: dict[str, np.ndarray] = {}
-        versions: dict[str, int] = {}
+        rows = (
+            await self._store.vector_rows(ITEMS, list(item_of), BEHAVIOR, ItemField.BEHAVIOR_VERSION.key)
+            if item_ids
+            else []
+        )
         read_version = ItemField.BEHAVIOR_VERSION.read_as
-        for row in rows:
-            item_id, version = item_of.get(str(row.id)), read_version(row.value)
-            if item_id and version is not None:
-                behaviors[item_id] = row.vector
-                versions[item_id] = version
-        return behaviors, versions
+        found = [
+            (item_id, row.vector, version)
+            for row in rows
+            if (item_id := item_of.get(str(row.id))) and (version := read_version(row.value)) is not None
+        ]
+        folded = fold_by_newest_version(
+            [profile.history for profile in profiles],
+            [profile.last_event_ts for profile in profiles],
+            [item_id for item_id, _, _ in found],
+            np.stack([vector for _, vector, _ in found]) if found else np.zeros((0, 0)),
+            [version for _, _, version in found],
+            self._rules.behavior_half_life_s,
+        )
+        for profile, (behavior, version) in zip(profiles, folded, strict=True):
+            profile.adopt_behavior(behavior, version)
 
     async def _announce(self, batch: list[_Pending], outcomes: dict[str, _UserOutcome]) -> None:
         """The batch's behavior log lines and taste notices, in one Redis round trip.
@@ -436,15 +443,6 @@ class InteractionIngestion:
                     log.add_to(pipe, line)
             self._notices.add_to(pipe, notices)
             await pipe.execute()
-
-    async def item_behaviors(self, profile: UserProfile) -> tuple[dict[str, np.ndarray], int | None]:
-        """Behavior vectors of the distinct items in the user's history, all of the newest model version."""
-        item_ids = list(_history_items(profile))
-        if not item_ids:
-            return {}, None
-        behaviors, versions = await self._behaviors_of(item_ids)
-        version_now = newest_version(versions)
-        return of_version(behaviors, versions, version_now), version_now
 
 
 def _history_items(profile: UserProfile) -> dict[str, None]:

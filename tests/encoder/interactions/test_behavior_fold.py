@@ -10,13 +10,14 @@ import pytest
 from qdrant_client import models
 from redis.asyncio import Redis
 
-from recsys.encoder.interactions.behavior_fold import ItemDirections, fold_in, history_weights
+from recsys.encoder.interactions.behavior_fold import ItemDirections, fold_by_newest_version, fold_in, history_weights
 from recsys.encoder.interactions.behavior_log import BehaviorLog
 from recsys.encoder.interactions.behavior_model import LoggedInteraction, factorize, interaction_matrix
 from recsys.encoder.interactions.behavior_refresh import BehaviorRefresh, RefreshPolicy
 from recsys.encoder.interactions.decay import DecayedSum
 from recsys.encoder.interactions.ingestion import stored_user, user_vectors
 from recsys.encoder.interactions.rules import InteractionRules
+from recsys.encoder.interactions.user_behavior import newest_version, of_version
 from recsys.encoder.interactions.user_profile import HistoryEntry, UserProfile
 from recsys.encoder.notices import NoticePublisher
 from recsys.encoder.settings import EncoderSettings
@@ -149,3 +150,44 @@ async def test_a_user_written_by_ingestion_during_the_batched_write_keeps_that_w
     assert UserField.BEHAVIOR_VERSION.read(again[0].payload) == 7
     assert UserField.EVENT_COUNT.read(again[0].payload) == 99
     await redis.aclose()
+
+
+def test_a_batch_half_way_through_a_refresh_folds_each_user_against_the_newest_version_of_their_items() -> None:
+    log, interaction_rules = small_log(), rules()
+    factors = factorize(interaction_matrix(log), DIMS)
+    profiles = profiles_of(log, interaction_rules)
+    # As while a refresh writes its items: some already carry version 8, the rest still 7 (another basis).
+    # (the rare ones: small_log's item ids rank by popularity, so some users reach none of them).
+    versions = {item_id: 8 if int(item_id[1:]) >= 12 else 7 for item_id in factors.item_ids}
+    vectors = factors.vectors.copy()
+    vectors[1] = 0.0  # an item whose vector is all zeros counts for nothing
+
+    folded = fold_by_newest_version(
+        [p.history for p in profiles],
+        [p.last_event_ts for p in profiles],
+        factors.item_ids,
+        vectors,
+        [versions[i] for i in factors.item_ids],
+        interaction_rules.behavior_half_life_s,
+    )
+
+    behaviors = dict(zip(factors.item_ids, vectors, strict=True))
+    seen_versions = set()
+    for profile, (behavior, version) in zip(profiles, folded, strict=True):
+        own = {i.item_id: versions[i.item_id] for i in profile.history if i.weight != 0 and i.item_id in versions}
+        one_by_one = UserProfile(profile.user_id, last_event_ts=profile.last_event_ts, history=list(profile.history))
+        one_by_one.refresh_behavior(
+            of_version(behaviors, own, newest_version(own)), newest_version(own), interaction_rules
+        )
+        batched = UserProfile(profile.user_id, last_event_ts=profile.last_event_ts, history=list(profile.history))
+        batched.adopt_behavior(behavior, version)
+
+        assert batched.behavior_version == one_by_one.behavior_version
+        assert batched.behavior.ts == one_by_one.behavior.ts
+        seen_versions.add(batched.behavior_version)
+        if one_by_one.behavior.total is None:
+            assert batched.behavior.total is None
+            continue
+        assert batched.behavior.total is not None
+        np.testing.assert_allclose(batched.behavior.total, one_by_one.behavior.total, rtol=0, atol=1e-9)
+    assert seen_versions == {7, 8, None}  # users on each version, and one with nothing to fold
