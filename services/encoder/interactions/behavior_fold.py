@@ -120,7 +120,7 @@ def fold_by_newest_version(
 ) -> list[tuple[DecayedSum, int | None]]:
     """Each user's behavior sum and version, folded against the newest model version among their own items.
 
-    What `of_version` + `user_behavior` give one user at a time (ingestion's rule while a refresh is
+    What `user_behavior` gives one user at a time over the items of that version (ingestion's rule while a refresh is
     half-written: vectors of two factorizations live in unrelated bases, so a user takes only the items
     of the newest version their history reaches), for a batch of users in one product per version.
     `item_ids`, `vectors` and `versions` are the items read, row for row; a user none of whose items has

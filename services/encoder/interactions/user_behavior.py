@@ -39,21 +39,3 @@ def user_behavior(
     weights = np.fromiter((weight for _, weight, _ in parts), dtype=np.float64, count=len(parts))
     times = np.fromiter((ts for _, _, ts in parts), dtype=np.float64, count=len(parts))
     return summed(directions[kept] / lengths[kept, None], weights[kept], times[kept], now, half_life_s)
-
-
-def newest_version(versions: Mapping[str, int]) -> int | None:
-    """The newest behavior version among the items read; during a refresh some are still on the previous one."""
-    return max(versions.values(), default=None)
-
-
-def of_version(
-    item_behaviors: Mapping[str, np.ndarray], versions: Mapping[str, int], version: int | None
-) -> dict[str, np.ndarray]:
-    """Only the vectors of one model version: vectors of two factorizations live in unrelated bases.
-
-    Goes over `versions` (a user's own items), not `item_behaviors` (which may hold a whole batch's)."""
-    return {
-        item_id: item_behaviors[item_id]
-        for item_id, item_version in versions.items()
-        if item_version == version and item_id in item_behaviors
-    }

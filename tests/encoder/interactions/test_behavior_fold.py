@@ -17,7 +17,6 @@ from recsys.encoder.interactions.behavior_refresh import BehaviorRefresh, Refres
 from recsys.encoder.interactions.decay import DecayedSum
 from recsys.encoder.interactions.ingestion import stored_user, user_vectors
 from recsys.encoder.interactions.rules import InteractionRules
-from recsys.encoder.interactions.user_behavior import newest_version, of_version
 from recsys.encoder.interactions.user_profile import HistoryEntry, UserProfile
 from recsys.encoder.notices import NoticePublisher
 from recsys.encoder.settings import EncoderSettings
@@ -174,11 +173,12 @@ def test_a_batch_half_way_through_a_refresh_folds_each_user_against_the_newest_v
     behaviors = dict(zip(factors.item_ids, vectors, strict=True))
     seen_versions = set()
     for profile, (behavior, version) in zip(profiles, folded, strict=True):
-        own = {i.item_id: versions[i.item_id] for i in profile.history if i.weight != 0 and i.item_id in versions}
+        # One user at a time: the newest version among their own items, and only that version's vectors.
+        reached = [versions[e.item_id] for e in profile.history if e.weight != 0 and e.item_id in versions]
+        newest = max(reached, default=None)
+        own = {item_id: vector for item_id, vector in behaviors.items() if versions[item_id] == newest}
         one_by_one = UserProfile(profile.user_id, last_event_ts=profile.last_event_ts, history=list(profile.history))
-        one_by_one.refresh_behavior(
-            of_version(behaviors, own, newest_version(own)), newest_version(own), interaction_rules
-        )
+        one_by_one.refresh_behavior(own, newest, interaction_rules)
         batched = UserProfile(profile.user_id, last_event_ts=profile.last_event_ts, history=list(profile.history))
         batched.adopt_behavior(behavior, version)
 

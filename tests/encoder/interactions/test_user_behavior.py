@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from recsys.encoder.interactions.behavior_fold import fold_by_newest_version
 from recsys.encoder.interactions.decay import DecayedSum
-from recsys.encoder.interactions.user_behavior import newest_version, of_version, user_behavior
+from recsys.encoder.interactions.user_behavior import user_behavior
 
 HALF_LIFE = 30 * 86_400.0
 
@@ -27,13 +28,18 @@ def test_item_directions_count_whatever_their_stored_length_and_negative_weights
     np.testing.assert_allclose(behavior.total, [2.0, -1.0])
 
 
-def test_only_vectors_of_the_newest_model_version_are_folded_in() -> None:
-    vectors = {"a": np.array([1.0, 0.0]), "b": np.array([0.0, 1.0])}
-    versions = {"a": 7, "b": 8}
+def test_only_vectors_of_the_newest_model_version_the_user_reaches_are_folded_in() -> None:
+    a, b = np.eye(2)
+    history = [("a", 1.0, 0.0), ("b", 1.0, 0.0)]
+    both, only_a, neither = fold_by_newest_version(
+        [history, history[:1], [("c", 1.0, 0.0)]], [0.0, 0.0, 0.0], ["a", "b"], np.array([a, b]), [7, 8], HALF_LIFE
+    )
 
-    assert newest_version(versions) == 8
-    assert list(of_version(vectors, versions, 8)) == ["b"]
-    assert newest_version({}) is None
+    assert both[1] == 8 and both[0].total is not None
+    np.testing.assert_allclose(both[0].total, b)  # a is of another factorization's basis: left out
+    assert only_a[1] == 7 and only_a[0].total is not None
+    np.testing.assert_allclose(only_a[0].total, a)
+    assert neither == (DecayedSum.empty(0.0), None)
 
 
 def test_the_fold_is_the_sum_one_add_per_entry_builds() -> None:
